@@ -1,0 +1,20 @@
+"""Shared fixtures: one local Ray cluster per test session, started lazily."""
+
+import os
+
+import pytest
+
+# Keep Ray quiet and local in tests; the dashboard stays on (Train's placement-group cleanup needs it).
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray cluster with 4 logical CPUs, shared by every test that asks for it."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=True, log_to_driver=False, configure_logging=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
