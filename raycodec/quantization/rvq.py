@@ -80,7 +80,7 @@ class ResidualVectorQuantizer(nn.Module):
             threshold_ema_dead_code=threshold_ema_dead_code)
         # The dropout draw must be the same on every rank (the EMA sync is a collective per
         # layer), so it comes from a generator seeded identically everywhere.
-        self._rng = torch.Generator().manual_seed(q_dropout_seed)
+        self.generator = torch.Generator().manual_seed(q_dropout_seed)
         self.n_q_active = n_q
 
     @property
@@ -109,7 +109,7 @@ class ResidualVectorQuantizer(nn.Module):
         """Quantize x [B, D, T]; in training, apply q_dropout, EMA updates and the STE."""
         n_q = self.n_q_active
         if self.training and self.q_dropout:
-            n_q = int(torch.randint(1, self.n_q + 1, (1,), generator=self._rng))
+            n_q = int(torch.randint(1, self.n_q + 1, (1,), generator=self.generator))
         x32 = x.float()  # codebooks stay in fp32 even under autocast
         with torch.autocast(device_type=x.device.type, enabled=False):
             quantized, codes, losses, counts = self.vq(x32, n_q)
