@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(PY) experiments/demo.py
+	bash experiments/demo.sh
 
 # pytest exits 5 when it collects nothing; make treats any non-zero status as failure.
 test: setup

@@ -1,5 +1,5 @@
 """Objective quality metrics for codec evaluation."""
 
-from raycodec.metrics.signal import bitrate_kbps, si_snr
+from raycodec.metrics.signal import si_snr
 
-__all__ = ["si_snr", "bitrate_kbps"]
+__all__ = ["si_snr"]

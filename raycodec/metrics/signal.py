@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -14,9 +12,3 @@ def si_snr(reference: torch.Tensor, estimate: torch.Tensor, eps: float = 1e-8) -
     proj = (est * ref).sum(1, keepdim=True) / (ref.pow(2).sum(1, keepdim=True) + eps) * ref
     noise = est - proj
     return 10 * torch.log10(proj.pow(2).sum(1) / (noise.pow(2).sum(1) + eps) + eps)
-
-
-def bitrate_kbps(codes: torch.Tensor, bins: int, duration: float) -> float:
-    """Bits actually spent on one item's codes [K, T'] (or [1, K, T']) per second, in kbps."""
-    n_codes = codes[0].numel() if codes.dim() == 3 else codes.numel()
-    return n_codes * math.log2(bins) / duration / 1000

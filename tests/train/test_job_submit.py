@@ -1,0 +1,70 @@
+"""A real `ray job submit` of the debug training job against a head node this test starts."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from raycodec.data import generate_collection
+from tests.distributed_utils import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+POLL = """
+import json, sys, time
+from ray.job_submission import JobStatus, JobSubmissionClient
+client = JobSubmissionClient(sys.argv[1])
+deadline = time.time() + float(sys.argv[3])
+while time.time() < deadline:
+    status = client.get_job_status(sys.argv[2])
+    if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+        break
+    time.sleep(2)
+print(json.dumps({"status": str(status), "logs": client.get_job_logs(sys.argv[2])[-4000:]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def head_node(tmp_path_factory):
+    """`ray start --head` on free ports (the session's local Ray keeps the defaults)."""
+    port, dashboard = free_port(), free_port()
+    # The job's `python` entrypoint must resolve to this venv's interpreter, as for a user who
+    # started the head node from an activated venv.
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0",
+               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    cmd = [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=4",
+           "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+           f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
+           f"--runtime-env-agent-port={free_port()}", f"--ray-client-server-port={free_port()}",
+           "--disable-usage-stats"]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=180)
+    client_env = dict(env, RAY_AUTH_MODE="token")  # Ray 2.60 heads require the token
+    client_env.pop("RAY_ADDRESS", None)
+    yield f"http://127.0.0.1:{dashboard}", client_env
+    subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True,
+                   timeout=120)
+
+
+def test_ray_job_submit_runs_the_debug_job(head_node, tmp_path):
+    address, env = head_node
+    audio = tmp_path / "audio"
+    generate_collection(audio, minutes=0.5, seed=1, max_duration=6.0)
+    job_id = f"raycodec_test_{os.getpid()}"
+    submit = subprocess.run(
+        [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(REPO),
+         "--submission-id", job_id, "--no-wait", "--", "python", "experiments/train.py",
+         "--config", "debug", f"dataset.path={audio}", f"ray.storage_path={tmp_path / 'res'}"],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert submit.returncode == 0, submit.stderr[-2000:]
+    poll = subprocess.run([sys.executable, "-c", POLL, address, job_id, "480"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert poll.returncode == 0, poll.stderr[-2000:]
+    outcome = json.loads(poll.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == "SUCCEEDED", outcome["logs"]
+    assert "final validation" in outcome["logs"]
+    checkpoints = list((tmp_path / "res").glob("*/checkpoint_*/state.pt"))
+    assert checkpoints, "the job wrote no checkpoint"
+    assert (tmp_path / "res" / "aim" / ".aim").is_dir()
