@@ -1,0 +1,76 @@
+"""Opening audio on local disks and on pyarrow filesystems (``s3://``, ``gs://``, ``file://``...)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import soundfile as sf
+
+# Object stores put the bucket in the URI's netloc and pyarrow wants "bucket/key" as the path.
+BUCKET_SCHEMES = {"s3", "gs", "gcs", "abfs", "abfss", "az"}
+
+
+def is_uri(path: str) -> bool:
+    """True for ``scheme://...`` paths, which are opened through a pyarrow filesystem."""
+    scheme = urlparse(str(path)).scheme
+    return len(scheme) > 1 and "://" in str(path)  # len > 1: "C:\\x" is a local Windows path
+
+
+@functools.lru_cache(maxsize=64)
+def _filesystem(root: str):
+    """One pyarrow filesystem per ``scheme://netloc`` (from_uri may do network calls)."""
+    from pyarrow import fs as pafs
+
+    return pafs.FileSystem.from_uri(root)[0]
+
+
+def resolve_uri(uri: str):
+    """(pyarrow filesystem, path inside it) for a ``scheme://`` URI."""
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    fs = _filesystem(f"{scheme}://{parsed.netloc}/")
+    if scheme in BUCKET_SCHEMES:
+        return fs, f"{parsed.netloc}{parsed.path}"
+    return fs, parsed.path
+
+
+def file_size(path: str) -> int:
+    """Size in bytes; raises FileNotFoundError / OSError like os.stat."""
+    if not is_uri(path):
+        return os.stat(path).st_size
+    from pyarrow import fs as pafs
+
+    fs, p = resolve_uri(path)
+    info = fs.get_file_info(p)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"no such file: {path}")
+    if info.type != pafs.FileType.File:
+        raise IsADirectoryError(f"not a regular file: {path}")
+    return int(info.size)
+
+
+def read_head(path: str, n: int = 16) -> bytes:
+    """First n bytes of a file (to sniff its format)."""
+    if not is_uri(path):
+        with open(path, "rb") as f:
+            return f.read(n)
+    fs, p = resolve_uri(path)
+    with fs.open_input_file(p) as f:
+        return f.read(n)
+
+
+@contextlib.contextmanager
+def open_audio(path: str) -> Iterator[sf.SoundFile]:
+    """A seekable soundfile.SoundFile for a local path or a pyarrow-filesystem URI."""
+    if not is_uri(path):
+        with sf.SoundFile(path) as f:
+            yield f
+        return
+    fs, p = resolve_uri(path)
+    # Random-access input file: seeks become ranged reads on object stores, no full download.
+    with fs.open_input_file(p) as raw, sf.SoundFile(raw) as f:
+        yield f
