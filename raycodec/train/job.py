@@ -140,8 +140,12 @@ def build_datasets(cfg: DictConfig, train_manifest: str, valid_manifest: str,
     return {"train": train, "valid": valid}
 
 
-def train(cfg: DictConfig):
-    """Run (or resume) the experiment described by `cfg`; returns the Ray Train Result."""
+def build_trainer(cfg: DictConfig, run: dict | None = None, callbacks: list | None = None):
+    """Check inputs and build the TorchTrainer of `cfg` (None when the run already finished).
+
+    `run` overrides the experiment identity (Tune trials name runs after their trial id) and
+    `callbacks` go to the RunConfig (e.g. Tune's TuneReportCallback).
+    """
     import ray
     from ray.data import ExecutionOptions
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
@@ -150,32 +154,31 @@ def train(cfg: DictConfig):
     from raycodec.train.checkpoint import latest_checkpoint_meta
     from raycodec.train.loop import train_loop_per_worker
 
-    run = resolve_run(cfg)
+    run = run or resolve_run(cfg)
     os.makedirs(run["run_dir"], exist_ok=True)
     init_ray(cfg)
     train_manifest = _manifest(cfg, "train", run["run_dir"])
     check_data(cfg, train_manifest)
     valid_manifest = _manifest(cfg, "valid", run["run_dir"]) or train_manifest
     check_data(cfg, valid_manifest)
-
     check_cluster(cfg, ray.cluster_resources())
 
     latest = latest_checkpoint_meta(run["run_dir"])
     start_epoch = latest["epoch"] if latest else 0
     print(f"[raycodec] experiment {run['signature']} ({cfg.tracking.experiment}): "
           + (f"resuming after epoch {start_epoch}" if latest else "starting"), flush=True)
-    print(format_config(cfg), flush=True)
     save_config(cfg, os.path.join(run["run_dir"], "config.yaml"))
     if start_epoch >= cfg.optim.epochs:
         print(f"[raycodec] already finished: {latest['path']}", flush=True)
         return None
 
-    trainer = TorchTrainer(
+    return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": OmegaConf.to_container(cfg, resolve=True), "run": run},
         scaling_config=ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
                                      resources_per_worker=worker_resources(cfg)),
         run_config=RunConfig(name=run["name"], storage_path=run["storage_path"],
+                             callbacks=callbacks,
                              failure_config=FailureConfig(max_failures=cfg.ray.max_failures),
                              checkpoint_config=CheckpointConfig(
                                  num_to_keep=cfg.checkpoint.keep_last)),
@@ -183,6 +186,15 @@ def train(cfg: DictConfig):
         # Ordered delivery makes a resumed single-worker run see exactly the same batches.
         dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)),
     )
+
+
+def train(cfg: DictConfig):
+    """Run (or resume) the experiment described by `cfg`; returns the Ray Train Result."""
+    print(format_config(cfg), flush=True)
+    run = resolve_run(cfg)
+    trainer = build_trainer(cfg, run)
+    if trainer is None:
+        return None
     result = trainer.fit()
     print_summary(result, run)
     return result

@@ -58,6 +58,8 @@ class _Tracker:
             self.aim = AimTracker(run["aim_repo"], cfg.tracking.experiment, run["signature"],
                                   hparams=OmegaConf.to_container(cfg, resolve=True))
             self.aim.set("ray_run", run["name"])
+            for key, value in run.get("aim_params", {}).items():  # e.g. a Tune trial's id
+                self.aim.set(key, value)
         except Exception as exc:  # tracking must never stop training
             warnings.warn(f"Aim tracking disabled: {exc!r}", stacklevel=2)
 
