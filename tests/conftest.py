@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-# Keep Ray quiet and local in tests; the dashboard stays on (Train's placement-group cleanup needs it).
+# Keep Ray quiet in tests. The dashboard stays on: Train frees placement groups through it.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
@@ -14,7 +14,9 @@ def ray_local():
     """A local Ray cluster with 4 logical CPUs, shared by every test that asks for it."""
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=True, log_to_driver=False, configure_logging=False)
+    # address="local": always a fresh cluster, even while a test's `ray start` head is running.
+    ray.init(address="local", num_cpus=4, include_dashboard=True, log_to_driver=False,
+             configure_logging=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()

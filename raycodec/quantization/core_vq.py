@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from raycodec.quantization import distrib
+from raycodec import distrib
 
 
 def _sample_vectors(samples: torch.Tensor, num: int) -> torch.Tensor:

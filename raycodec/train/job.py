@@ -117,9 +117,13 @@ def init_ray(cfg: DictConfig) -> None:
         address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
         if address:
             ray.init(address=address)
-        else:  # local: logical CPUs for the workers plus data loading (oversubscribed)
-            needed = cfg.ray.num_workers * worker_resources(cfg)["CPU"] + 2
-            ray.init(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)))
+        else:
+            try:  # a cluster started on this machine with `ray start`
+                ray.init(address="auto")
+            except ConnectionError:  # none: a local one, CPUs oversubscribed for data loading
+                needed = cfg.ray.num_workers * worker_resources(cfg)["CPU"] + 2
+                cpus = max(os.cpu_count() or 1, int(needed + 0.999))
+                ray.init(address="local", num_cpus=cpus)
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 

@@ -1,0 +1,25 @@
+"""Training step (GAN + balancer + EMA), DDP helpers and its builder."""
+
+from raycodec.train.builders import (
+    DEFAULT_BALANCER,
+    DEFAULT_EMA,
+    build_step,
+    compile_modules,
+    resolve_device,
+)
+from raycodec.train.ema import ModelEMA
+from raycodec.train.step import GANStep, PhaseTimer, average_metrics, default_ddp, to_floats
+
+__all__ = [
+    "DEFAULT_BALANCER",
+    "DEFAULT_EMA",
+    "GANStep",
+    "ModelEMA",
+    "PhaseTimer",
+    "average_metrics",
+    "build_step",
+    "compile_modules",
+    "default_ddp",
+    "resolve_device",
+    "to_floats",
+]
