@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from raycodec.data import generate_collection
-from tests.distributed_utils import free_port
+from tests.ray_head import BIN, ray_head
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 POLL = """
 import json, sys, time
 from ray.job_submission import JobStatus, JobSubmissionClient
@@ -28,24 +27,10 @@ print(json.dumps({"status": str(status), "logs": client.get_job_logs(sys.argv[2]
 
 
 @pytest.fixture(scope="module")
-def head_node(tmp_path_factory):
-    """`ray start --head` on free ports (the session's local Ray keeps the defaults)."""
-    port, dashboard = free_port(), free_port()
-    # The job's `python` entrypoint must resolve to this venv's interpreter, as for a user who
-    # started the head node from an activated venv.
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0",
-               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    cmd = [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=4",
-           "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-           f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
-           f"--runtime-env-agent-port={free_port()}", f"--ray-client-server-port={free_port()}",
-           "--disable-usage-stats"]
-    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=180)
-    client_env = dict(env, RAY_AUTH_MODE="token")  # Ray 2.60 heads require the token
-    client_env.pop("RAY_ADDRESS", None)
-    yield f"http://127.0.0.1:{dashboard}", client_env
-    subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True,
-                   timeout=120)
+def head_node():
+    """A head node of this module's own, stopped without touching the shared local cluster."""
+    with ray_head() as head:
+        yield head
 
 
 def test_ray_job_submit_runs_the_debug_job(head_node, tmp_path):
