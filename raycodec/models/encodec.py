@@ -58,12 +58,17 @@ class EncodecModel(nn.Module):
         length = self.segment_length
         return None if length is None else max(1, int((1 - self.overlap) * length))
 
+    def segment_offsets(self, length: int) -> list[int]:
+        """Start samples of the segments that `length` samples are split into."""
+        if self.segment_length is None:
+            return [0]
+        # Same split as the `encodec` package: a new segment starts every stride samples.
+        return list(range(0, length, self.segment_stride))
+
     def _segments(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.segment_length is None:
             return [x]
-        # Same split as the `encodec` package: a new segment starts every stride samples.
-        return [x[..., off: off + self.segment_length]
-                for off in range(0, x.shape[-1], self.segment_stride)]
+        return [x[..., off: off + self.segment_length] for off in self.segment_offsets(x.shape[-1])]
 
     def _overlap_add(self, frames: list[torch.Tensor]) -> torch.Tensor:
         # Triangular weights peaking mid-segment, normalised by their sum at every sample.
@@ -108,14 +113,18 @@ class EncodecModel(nn.Module):
     def encode(self, x: torch.Tensor, bandwidth: float | None = None):
         """Audio [B, C, T] -> (codes [B, K, T'], scale [B, S] or None), S = number of segments."""
         self._check_input(x)
-        n_q = self.quantizer.n_q_for_bandwidth(bandwidth) if bandwidth else None
-        codes, scales = [], []
-        for seg in self._segments(x):
-            seg, scale = self._preprocess(seg)
-            codes.append(self.quantizer.encode(self.encoder(seg), n_q))
-            scales.append(scale)
+        codes, scales = zip(*(self.encode_segment(seg, bandwidth) for seg in self._segments(x)))
         scale = torch.cat(scales, dim=1) if self.renormalize else None
         return torch.cat(codes, dim=-1), scale
+
+    def encode_segment(self, x: torch.Tensor, bandwidth: float | None = None):
+        """Encode one segment (at most `segment_length` samples) -> (codes, scale [B, 1] or None).
+
+        For chunked processing of long files: `encode` would split a full segment again.
+        """
+        n_q = self.quantizer.n_q_for_bandwidth(bandwidth) if bandwidth else None
+        seg, scale = self._preprocess(x)
+        return self.quantizer.encode(self.encoder(seg), n_q), scale
 
     def decode(self, codes: torch.Tensor, scale: torch.Tensor | None = None,
                length: int | None = None) -> torch.Tensor:
