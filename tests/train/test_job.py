@@ -117,3 +117,11 @@ def test_bad_inputs_fail_before_training(ray_local, audio_dir, tmp_path):
     with pytest.raises(JobError, match="divide evenly"):
         check_cluster(load_config("debug", ["ray.num_workers=3"]), {"CPU": 8.0})
     check_cluster(cfg, {"CPU": 4.0})  # fits
+
+
+def test_diverging_run_stops_after_ten_skipped_steps(ray_local, audio_dir, tmp_path):
+    # lr=inf turns the weights non-finite after the first update; every later step is skipped.
+    cfg = _cfg(audio_dir, tmp_path / "r", "ray.num_workers=1", "optim.lr=.inf",
+               "optim.updates_per_epoch=12", "tracking.audio_every=0")
+    with pytest.raises(Exception, match="10 consecutive steps had non-finite"):
+        train(cfg)
