@@ -158,7 +158,7 @@ def read_manifest(manifest: str | Path | pa.Table) -> pa.Table:
     """Load and validate a manifest (Parquet path or table); weight defaults to null."""
     table = manifest if isinstance(manifest, pa.Table) else None
     if table is None:
-        if not os.path.exists(manifest):
+        if "://" not in str(manifest) and not os.path.exists(manifest):  # URIs: pyarrow reads
             raise FileNotFoundError(f"manifest not found: {manifest}")
         table = pq.read_table(str(manifest))
     required = ["path", "sample_rate", "channels", "frames", "duration"]

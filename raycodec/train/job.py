@@ -51,7 +51,7 @@ def _manifest(cfg: DictConfig, split: str, run_dir: str) -> str | None:
     if given and str(given).endswith(".jsonl"):  # audiocraft manifests: converted once
         return _scan([str(given)], os.path.join(run_dir, f"{split}_manifest.parquet"))
     if given:
-        if not os.path.exists(given):
+        if "://" not in str(given) and not os.path.exists(given):  # URIs are read by pyarrow
             raise JobError(f"dataset manifest not found: {given}")
         return str(given)
     if split != "train" or not cfg.dataset.path:
@@ -95,9 +95,11 @@ def check_cluster(cfg: DictConfig, available: dict) -> None:
     if cfg.dataset.batch_size % n:
         raise JobError(f"dataset.batch_size {cfg.dataset.batch_size} is global and must divide "
                        f"evenly over ray.num_workers={n}")
+    if cfg.ray.autoscaling:  # GPU nodes may scale up from zero: Ray waits for them
+        return
     if cfg.ray.use_gpu and available.get("GPU", 0) == 0:
-        raise JobError("ray.use_gpu=true but the Ray cluster has no GPU; run on GPU nodes or "
-                       "set ray.use_gpu=false")
+        raise JobError("ray.use_gpu=true but the Ray cluster has no GPU; run on GPU nodes, set "
+                       "ray.use_gpu=false, or ray.autoscaling=true if GPU nodes scale up")
     for key, amount in worker_resources(cfg).items():
         need, have = amount * n, available.get(key, 0.0)
         # Ray Data's decoding tasks need at least one CPU beside the Train workers.
