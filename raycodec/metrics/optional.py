@@ -13,6 +13,7 @@ import tempfile
 import numpy as np
 import torch
 
+MIN_VISQOL_SECONDS = 1.0
 PACKAGES = {"visqol_audio": "visqol", "visqol_speech": "visqol", "pesq": "pesq",
             "stoi": "pystoi"}
 
@@ -39,6 +40,8 @@ def visqol(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
     import soundfile as sf
     from visqol import VisqolApi
 
+    if reference.shape[-1] < MIN_VISQOL_SECONDS * sample_rate:
+        return None  # ViSQOL compares ~1 s patches: shorter clips have no score
     rate = 48000 if mode == "audio" else 16000
     api = VisqolApi()
     api.create(mode=mode)
@@ -46,7 +49,10 @@ def visqol(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
         ref, deg = os.path.join(tmp, "ref.wav"), os.path.join(tmp, "deg.wav")
         sf.write(ref, _mono_at(reference, sample_rate, rate), rate, subtype="FLOAT")
         sf.write(deg, _mono_at(estimate, sample_rate, rate), rate, subtype="FLOAT")
-        return float(api.measure(ref, deg).moslqo)
+        try:
+            return float(api.measure(ref, deg).moslqo)
+        except (ValueError, IndexError):  # too short or silent for ViSQOL's patches: no score
+            return None
 
 
 def pesq(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int) -> float | None:
