@@ -219,7 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=False)
+        # A fresh local Ray unless a cluster is named: joining whatever runs on this machine
+        # (another job's or a test session's) would share its CPUs unexpectedly.
+        address = args.address or os.environ.get("RAY_ADDRESS") or "local"
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False  # ours is simpler
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     try:

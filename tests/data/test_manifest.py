@@ -135,7 +135,7 @@ def test_read_manifest_validates(tmp_path):
         read_manifest(tmp_path / "x.parquet")
 
 
-def _cli(*args, timeout=180):
+def _cli(*args, timeout=420):
     return subprocess.run([sys.executable, "-m", "raycodec.data.manifest", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
