@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on embedded defaults. Generates audio, builds its manifest, starts a
 # local Ray head node, submits the debug training job with `ray job submit` (2 workers), then
-# stops the head. Results land in results/ and the Aim repo in .aim/ (see the printed command).
+# runs the debug Tune sweep the same way, then stops the head. Results land in results/ and the
+# Aim repo in .aim/ (see the printed command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" RAY_USAGE_STATS_ENABLED=0
@@ -22,5 +23,11 @@ echo "== ray job submit -- python experiments/train.py --config debug (2 workers
 # Ray 2.60 heads use token auth: clients need RAY_AUTH_MODE=token.
 RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
   python experiments/train.py --config debug \
+  "dataset.manifest=$PWD/$DATA/manifest.parquet" "ray.storage_path=$PWD/results" \
+  "tracking.repo=$PWD"
+
+echo "== ray job submit -- python experiments/tune.py --sweep debug (4 trials, ASHA)"
+RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+  python experiments/tune.py --sweep debug \
   "dataset.manifest=$PWD/$DATA/manifest.parquet" "ray.storage_path=$PWD/results" \
   "tracking.repo=$PWD"
