@@ -26,8 +26,9 @@ RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir
   "dataset.manifest=$PWD/$DATA/manifest.parquet" "ray.storage_path=$PWD/results" \
   "tracking.repo=$PWD"
 
+# --resume: a second `make demo` reports the finished sweep instead of refusing to overwrite it.
 echo "== ray job submit -- python experiments/tune.py --sweep debug (4 trials, ASHA)"
 RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
-  python experiments/tune.py --sweep debug \
+  python experiments/tune.py --sweep debug --resume \
   "dataset.manifest=$PWD/$DATA/manifest.parquet" "ray.storage_path=$PWD/results" \
   "tracking.repo=$PWD"
