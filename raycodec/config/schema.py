@@ -22,7 +22,7 @@ OPEN_SECTIONS = ("*.activation_params", "seanet.final_activation_params",
 
 # Types of keys whose default is null (the model overrides mirror raycodec.models.presets).
 NULL_DEFAULT_TYPES: dict[str, str] = {
-    "label": "str",
+    "label": "str", "continue_from": "str",
     "encodec.causal": "bool", "encodec.renormalize": "bool", "encodec.segment": "float",
     "encodec.overlap": "float", "encodec.target_bandwidths": "list[float]",
     "seanet.dimension": "int", "seanet.n_filters": "int", "seanet.n_residual_layers": "int",
@@ -53,6 +53,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "adversarial.adv_loss": ("hinge", "hinge2", "mse"),
     "adversarial.feat_loss": ("l1", "l2"),
     "autocast_dtype": ("bfloat16", "float16"),
+    "continue_from_parts": ("model", "ema", "adv_losses", "balancer"),
 }
 # Model presets known without importing torch; other names are checked against the registry.
 KNOWN_PRESETS = ("encodec_24khz", "encodec_48khz", "audiocraft_base_24khz", "debug")
