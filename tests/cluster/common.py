@@ -45,15 +45,23 @@ def dockerfile_lines() -> list[str]:
     return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
 
 
-def dockerfile_pins() -> dict[str, Requirement]:
-    """Quoted `name[extras]==version` requirements of the Dockerfile, by canonical name."""
+def lock_pins(path: Path = REPO / "requirements.lock") -> dict[str, Requirement]:
+    """The lock's `name==version` lines, by canonical name."""
     pins: dict[str, Requirement] = {}
-    for match in re.finditer(r'"([A-Za-z0-9][^"\s]*==[^"\s]+)"', "\n".join(dockerfile_lines())):
-        req = Requirement(match.group(1))
-        name = canonicalize_name(req.name)
-        assert name not in pins, f"{req.name} is pinned twice in cluster/Dockerfile"
-        pins[name] = req
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            req = Requirement(line)
+            name = canonicalize_name(req.name)
+            assert name not in pins, f"{req.name} is pinned twice in {path.name}"
+            pins[name] = req
     return pins
+
+
+def lock_python(path: Path = REPO / "requirements.lock") -> str:
+    """The Python version the lock was made for (its `# python: X.Y` header line)."""
+    match = re.search(r"^# python: (\d+\.\d+)$", path.read_text(), re.M)
+    assert match, f"{path.name} names no Python version"
+    return match[1]
 
 
 def pinned_version(req: Requirement) -> str:

@@ -1,20 +1,17 @@
 """Static checks of cluster/: every YAML, the launcher configs against Ray's schema, the KubeRay
-manifests' structure, the Dockerfile's pins against pyproject.toml, and the runbook's references."""
+manifests' structure, the Dockerfile against the lock, and the runbook's references."""
 
 import copy
 import json
 import re
 import shlex
-from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import jsonschema
 import pytest
 import ray
 import yaml
-from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from raycodec.config import ConfigError, load_config, parse_train_args
@@ -27,11 +24,12 @@ from tests.cluster.common import (
     README,
     REPO,
     dockerfile_lines,
-    dockerfile_pins,
     find_key,
     image,
     load_docs,
     load_one,
+    lock_pins,
+    lock_python,
     pinned_version,
     pyproject,
 )
@@ -42,7 +40,7 @@ KUBERAY_FILES = sorted(KUBERAY.glob("*.yaml"))
 
 
 def _ray_pin() -> str:
-    return pinned_version(dockerfile_pins()["ray"])
+    return pinned_version(lock_pins()["ray"])
 
 
 def _kuberay(name: str) -> dict:
@@ -321,22 +319,14 @@ def test_aim_deployment_serves_the_volume_on_the_service_ports():
 
 # --- Dockerfile ----------------------------------------------------------------------------------
 
-def test_dockerfile_pins_every_dependency_within_pyproject():
-    pins = dockerfile_pins()
-    deps = [Requirement(d) for d in pyproject()["project"]["dependencies"]]
-    wanted = {canonicalize_name(d.name) for d in deps}
-    assert set(pins) == wanted, f"extra: {set(pins) - wanted}, missing: {wanted - set(pins)}"
-    for dep in deps:
-        pin = pins[canonicalize_name(dep.name)]
-        assert pin.extras == dep.extras, f"{dep.name}: extras {pin.extras} != {dep.extras}"
-        assert dep.specifier.contains(pinned_version(pin), prereleases=True), \
-            f"{pin} is outside pyproject's {dep}"
-
-
-def test_dockerfile_pins_are_the_tested_versions():
-    """The image carries the versions this test suite runs against."""
-    for name, pin in dockerfile_pins().items():
-        assert installed_version(name) == pinned_version(pin), name
+def test_dockerfile_installs_exactly_the_lock():
+    """The image installs requirements.lock as a whole and pins nothing of its own."""
+    text = "\n".join(dockerfile_lines())
+    assert re.search(r"COPY .*requirements\.lock", text), "the image does not copy the lock"
+    assert re.search(r"pip install [^\n]*--no-deps[^\n]*(\\\n[^\n]*)*-r \S*requirements\.lock",
+                     text), "the image does not pip install -r the lock with --no-deps"
+    stray = re.findall(r'"[A-Za-z0-9][^"\s]*[=<>~]=[^"\s]+"', text)
+    assert not stray, f"the Dockerfile pins {stray} outside the lock"
 
 
 def test_dockerfile_base_image_matches_ray_and_python():
@@ -345,6 +335,7 @@ def test_dockerfile_base_image_matches_ray_and_python():
     assert match, f"unexpected base image {base}"
     assert match["ray"] == _ray_pin()
     python = Version(f"{match['py']}.{match['minor']}")
+    assert python == Version(lock_python()), "the image's Python is not the lock's"
     assert python in SpecifierSet(pyproject()["project"]["requires-python"])
 
 
