@@ -10,7 +10,8 @@ from collections.abc import Sequence
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="raycodec", description="Use a trained raycodec codec.")
     sub = p.add_subparsers(dest="command", required=True)
-    ck_help = ("training checkpoint dir, run folder (latest checkpoint) or `encodec` .th file")
+    ck_help = ("run folder (its latest checkpoint), checkpoint folder, its state.pt, `encodec` "
+               ".th or audiocraft checkpoint")
     c = sub.add_parser("compress", help="audio file -> .rcdc")
     c.add_argument("input")
     c.add_argument("output")
@@ -29,10 +30,14 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--chunk", type=float, default=10.0, help="seconds per chunk")
         sp.add_argument("--context", type=float, default=1.0,
                         help="seconds of context on each side of a chunk")
-    e = sub.add_parser("export", help="checkpoint -> `encodec` package .th")
+    e = sub.add_parser("export", help="checkpoint -> `encodec` package .th or audiocraft format")
     e.add_argument("checkpoint", help=ck_help)
     e.add_argument("output")
     e.add_argument("--preset", default="encodec_24khz", help="model preset for a .th checkpoint")
+    e.add_argument("--format", default="encodec", choices=("encodec", "audiocraft"),
+                   help="encodec: the `encodec` package's state dict (its two architectures); "
+                        "audiocraft: audiocraft's compression checkpoint (any architecture, "
+                        "with the discriminators and EMA when the source has them)")
     return p
 
 
@@ -54,7 +59,11 @@ def _run(args: argparse.Namespace) -> str:
         h = decompress_file(args.input, args.output, codec, args.chunk, args.context,
                             original_format=not args.model_format, subtype=args.subtype)
         return f"{args.output}: {h.length / h.sample_rate:.2f}s decoded"
-    preset, digest = export_codec(load_codec(args.checkpoint, args.preset), args.output)
+    preset, digest = export_codec(load_codec(args.checkpoint, args.preset), args.output,
+                                  args.format)
+    if args.format == "audiocraft":
+        return (f"{args.output}: audiocraft compression checkpoint (sha256 {digest}); fine-tune "
+                f"from it with continue_from={args.output}")
     return (f"{args.output}: `encodec` {preset} state dict (sha256 {digest}); load with "
             f"EncodecModel.{preset.replace('encodec_', 'encodec_model_')}(pretrained=False)"
             f".load_state_dict(torch.load(path))")

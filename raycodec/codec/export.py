@@ -1,9 +1,13 @@
-"""Export a raycodec model to the `encodec` package's checkpoint format (a plain state dict).
+"""Export a raycodec model: the `encodec` package's format, or an audiocraft checkpoint.
 
-Usable by `encodec` users as::
+The `encodec` format is a plain state dict, usable by `encodec` users as::
 
     model = EncodecModel.encodec_model_24khz(pretrained=False)
     model.load_state_dict(torch.load("model.th"))
+
+The audiocraft format (any architecture) is the layout of audiocraft's compression solver:
+`best_state['model']` (the evaluation weights), and when the source has them `adv_losses`
+(discriminators and their optimizers) and `ema`; `continue_from` and every command read it back.
 """
 
 from __future__ import annotations
@@ -43,25 +47,50 @@ def matching_package_preset(settings: dict) -> str | None:
 
 def export_state(state: dict) -> dict:
     """raycodec state dict -> `encodec` package names (weight_g/weight_v)."""
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in _EXPORT_RENAMES:
-            key = pattern.sub(repl, key)
-        out[key] = value.detach().cpu().clone()
-    return out
+    return {_rename(key): value.detach().cpu().clone() for key, value in state.items()}
 
 
-def export_codec(codec: LoadedCodec, dst: str | Path) -> tuple[str, str]:
-    """Write the package-format state dict to `dst`; returns (package preset, sha256 prefix).
+def audiocraft_state(codec: LoadedCodec) -> dict:
+    """audiocraft's compression checkpoint layout of `codec` (and its source's training parts)."""
+    state = {"best_state": {"model": export_state(codec.model.state_dict())}}
+    source = codec.extra.get("source")
+    parts = source.parts if source is not None else {}
+    if "adv_losses" in parts:  # `<name>.adversary.*` weights and `<name>.optimizer`
+        state["adv_losses"] = {_rename(k): v if k.endswith(".optimizer") else v.detach().cpu()
+                               for k, v in parts["adv_losses"].items()}
+    if "ema" in parts:
+        ema = parts["ema"]
+        state["ema"] = {"state": {"model": export_state(ema["state"]["model"])},
+                        "count": ema.get("count", 0.0)}
+    return state
 
-    Raises ValueError when the architecture matches no `encodec` package preset.
+
+def _rename(key: str) -> str:
+    for pattern, repl in _EXPORT_RENAMES:
+        key = pattern.sub(repl, key)
+    return key
+
+
+def export_codec(codec: LoadedCodec, dst: str | Path, fmt: str = "encodec") -> tuple[str, str]:
+    """Write `codec` to `dst` in format `fmt` (encodec | audiocraft); returns (what was written:
+    the package preset or 'audiocraft', sha256 prefix).
+
+    Raises ValueError when the `encodec` format is asked for an architecture that matches no
+    `encodec` package preset.
     """
-    preset = matching_package_preset(codec.settings)
-    if preset is None:
-        raise ValueError(f"the model (preset {codec.preset!r} with overrides) matches no "
-                         f"`encodec` package architecture ({', '.join(PACKAGE_PRESETS)})")
+    if fmt == "audiocraft":
+        state, written = audiocraft_state(codec), "audiocraft"
+    elif fmt == "encodec":
+        written = matching_package_preset(codec.settings)
+        if written is None:
+            raise ValueError(f"the model (preset {codec.preset!r} with overrides) matches no "
+                             f"`encodec` package architecture ({', '.join(PACKAGE_PRESETS)}); "
+                             "--format audiocraft exports any architecture")
+        state = export_state(codec.model.state_dict())
+    else:
+        raise ValueError(f"unknown export format {fmt!r}; expected encodec or audiocraft")
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(export_state(codec.model.state_dict()), dst)
+    torch.save(state, dst)
     digest = hashlib.sha256(dst.read_bytes()).hexdigest()[:8]
-    return preset, digest
+    return written, digest

@@ -23,8 +23,9 @@ from raycodec.config.loading import default_dict
 EXCLUDED_KEYS = (
     "tracking.*", "checkpoint.*", "ray.*", "debug.*",
     "dataset.path", "dataset.manifest", "dataset.*.manifest", "dataset.num_workers",
-    "dataset.evaluate.batch_size", "evaluate.every",
+    "dataset.evaluate.batch_size", "evaluate.*",
     "balancer.monitor", "compile", "optim.ema.device",
+    "continue_from",  # a path: the source's content hash stands in for it
 )
 
 
@@ -68,8 +69,20 @@ def config_diff(cfg: Mapping, *, result_only: bool = False) -> dict[str, Any]:
     return dict(sorted(diff.items()))
 
 
-def experiment_signature(cfg: Mapping) -> str:
-    """8 hex digits: sha1 of the canonical JSON of the result-affecting diff from the defaults."""
-    payload = json.dumps(config_diff(cfg, result_only=True), sort_keys=True,
+def experiment_signature(cfg: Mapping, source_digest: str | None = None) -> str:
+    """8 hex digits: sha1 of the canonical JSON of the result-affecting diff from the defaults.
+
+    A config with `continue_from` needs `source_digest`, the content hash of its source: the
+    same path holding other weights is another experiment.
+    """
+    diff = config_diff(cfg, result_only=True)
+    if _plain(cfg).get("continue_from"):
+        if not source_digest:
+            raise ValueError("experiment_signature: continue_from is set; pass the source's "
+                             "content hash (source_digest)")
+        diff["continue_from"] = source_digest
+    else:
+        diff.pop("continue_from_parts", None)  # means nothing without a source
+    payload = json.dumps(diff, sort_keys=True,
                          separators=(",", ":"), ensure_ascii=True, default=str)
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:8]

@@ -22,7 +22,7 @@ OPEN_SECTIONS = ("*.activation_params", "seanet.final_activation_params",
 
 # Types of keys whose default is null (the model overrides mirror raycodec.models.presets).
 NULL_DEFAULT_TYPES: dict[str, str] = {
-    "label": "str", "continue_from": "str",
+    "label": "str", "continue_from": "str", "evaluate.manifest": "str",
     "encodec.causal": "bool", "encodec.renormalize": "bool", "encodec.segment": "float",
     "encodec.overlap": "float", "encodec.target_bandwidths": "list[float]",
     "seanet.dimension": "int", "seanet.n_filters": "int", "seanet.n_residual_layers": "int",

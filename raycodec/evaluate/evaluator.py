@@ -14,7 +14,7 @@ from raycodec.codec.loading import load_codec
 from raycodec.metrics import mel_distance, si_snr, stft_distance
 from raycodec.metrics import optional as opt
 
-METRICS = ("si_snr", "mel_distance", "stft_distance", "visqol_audio", "visqol_speech", "pesq",
+METRICS = ("si_snr_db", "mel_distance", "stft_distance", "visqol_audio", "visqol_speech", "pesq",
            "stoi", "bitrate_kbps", "encode_rtf", "decode_rtf")
 
 
@@ -33,7 +33,7 @@ def clip_metrics(model, x: torch.Tensor, bandwidth: float, speech: bool = True) 
     bits = codes.shape[1] * codes.shape[2] * code_bits(model.quantizer.bins)
     bits += 0 if scale is None else 32 * scale.numel()
     return {
-        "si_snr": si_snr(x[None], y[None]).item(),
+        "si_snr_db": si_snr(x[None], y[None]).item(),
         "mel_distance": mel_distance(x, y, sr),
         "stft_distance": stft_distance(x, y),
         "visqol_audio": opt.visqol(x, y, sr, "audio"),

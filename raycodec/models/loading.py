@@ -18,7 +18,8 @@ _RENAMES = [
 ]
 
 
-def _map_key(key: str) -> str:
+def map_key(key: str) -> str:
+    """An `encodec`/audiocraft state dict key in raycodec's naming (new-style weight norm)."""
     for pattern, repl in _RENAMES:
         key = pattern.sub(repl, key)
     return key
@@ -43,7 +44,7 @@ def _summarise(keys: list[str], limit: int = 8) -> str:
 
 def load_encodec_state(model: EncodecModel, state: dict) -> None:
     """Load a state dict in encodec/audiocraft naming into `model`, checking every key."""
-    mapped = {_map_key(k): v for k, v in state.items()}
+    mapped = {map_key(k): v for k, v in state.items()}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(mapped))
     unexpected = sorted(set(mapped) - set(expected))

@@ -1,7 +1,10 @@
 """Training checkpoints: everything needed to resume exactly, written atomically.
 
-Layout of a checkpoint directory: `state.pt` (torch.save of plain tensors and containers, loaded
-with weights_only=True) and `meta.json` (epoch and step, readable without torch).
+This module owns the layout. A checkpoint directory holds `state.pt` (torch.save of plain tensors
+and containers, loaded with weights_only=True): `solver` (GANStep.state_dict: model, optimizer,
+adv_losses, balancer, ema), `epoch`, `step`, `rng` and `config` (the resolved YAML); and
+`meta.json` (epoch, step and signature, readable without torch). A run folder holds one
+checkpoint directory per saved epoch.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +85,62 @@ def latest_checkpoint_meta(run_dir: str | Path) -> dict | None:
         if (meta.parent / STATE_FILE).exists():
             metas.append(dict(data, path=str(meta.parent)))
     return max(metas, key=lambda m: (m["step"], m["path"])) if metas else None
+
+
+@dataclass
+class TrainingCheckpoint:
+    """A raycodec training checkpoint as read back from its directory."""
+
+    directory: str
+    solver: dict
+    epoch: int
+    step: int
+    rng: dict
+    config: str  # the resolved config YAML: it describes the architecture
+    signature: str | None = None
+
+
+def write_training_checkpoint(directory: str | Path, solver: dict, epoch: int, step: int,
+                              rng: dict, config: str, signature: str) -> Path:
+    """Write the checkpoint of `epoch`/`step` (state.pt + meta.json) into `directory`."""
+    state = {"solver": solver, "epoch": epoch, "step": step, "rng": rng, "config": config}
+    return save_checkpoint(directory, state, {"epoch": epoch, "step": step,
+                                              "signature": signature})
+
+
+def is_training_state(obj) -> bool:
+    """Whether a loaded state.pt is a raycodec training checkpoint (and not a bare state dict)."""
+    return isinstance(obj, dict) and isinstance(obj.get("solver"), dict) and "config" in obj
+
+
+def as_training_checkpoint(state: dict, directory: str | Path) -> TrainingCheckpoint:
+    """Wrap a loaded state.pt (see `is_training_state`); the signature comes from meta.json."""
+    meta = Path(directory) / META_FILE
+    signature = None
+    if meta.exists():
+        try:
+            signature = json.loads(meta.read_text()).get("signature")
+        except (OSError, ValueError):
+            pass  # an unreadable meta.json only loses the signature
+    return TrainingCheckpoint(str(directory), state["solver"], int(state.get("epoch", 0)),
+                              int(state.get("step", 0)), state.get("rng", {}),
+                              str(state["config"]), signature)
+
+
+def find_checkpoint_dir(path: str | Path) -> Path | None:
+    """`path` itself when it holds state.pt, else the newest checkpoint of a run folder."""
+    path = Path(path)
+    if (path / STATE_FILE).exists():
+        return path
+    meta = latest_checkpoint_meta(path)
+    return Path(meta["path"]) if meta else None
+
+
+def eval_weights(solver: dict) -> dict:
+    """The weights to evaluate or export: the model's, with the weight EMA on top when kept."""
+    # The EMA holds only floating-point entries; buffers such as `inited` come from the model.
+    state = dict(solver["model"])
+    ema = solver.get("ema")
+    if isinstance(ema, dict) and ema.get("state", {}).get("model"):
+        state.update(ema["state"]["model"])
+    return state

@@ -14,11 +14,24 @@ class JobError(ValueError):
     """Bad input detected before training starts (printed without a traceback)."""
 
 
-def resolve_run(cfg: DictConfig) -> dict:
-    """Signature, run name, storage folder, run folder and Aim repo of this experiment."""
+def load_source(cfg: DictConfig):
+    """The `continue_from` parts this experiment would take (None without continue_from)."""
+    from raycodec.train.finetune import load_init
+
+    try:
+        return load_init(cfg)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
+
+
+def resolve_run(cfg: DictConfig, init=None) -> dict:
+    """Signature, run name, storage folder, run folder and Aim repo of this experiment
+    (`init`: its `continue_from` source, whose content hash is part of the signature)."""
     from raycodec.tracking import resolve_repo
 
-    signature = experiment_signature(cfg)
+    if cfg.get("continue_from") and init is None:
+        init = load_source(cfg)
+    signature = experiment_signature(cfg, init.digest if init is not None else None)
     storage = cfg.ray.storage_path or "~/ray_results"
     if "://" not in storage:
         storage = str(Path(storage).expanduser().absolute())
@@ -129,6 +142,19 @@ def init_ray(cfg: DictConfig) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 
+def evaluation_files(cfg: DictConfig, valid_manifest: str) -> list[str]:
+    """The held-out files of the background evaluation (`evaluate.*`); [] when it is off."""
+    from raycodec.data import read_manifest
+
+    if not cfg.evaluate.every or cfg.evaluate.num_files <= 0:
+        return []
+    manifest = cfg.evaluate.manifest or valid_manifest
+    if "://" not in str(manifest) and not os.path.exists(manifest):
+        raise JobError(f"evaluate.manifest not found: {manifest}")
+    paths = read_manifest(manifest).column("path").to_pylist()
+    return paths[: cfg.evaluate.num_files]
+
+
 def build_datasets(cfg: DictConfig, train_manifest: str, valid_manifest: str,
                    start_epoch: int) -> dict:
     """The multi-epoch training stream and the deterministic validation set."""
@@ -146,11 +172,39 @@ def build_datasets(cfg: DictConfig, train_manifest: str, valid_manifest: str,
     return {"train": train, "valid": valid}
 
 
-def build_trainer(cfg: DictConfig, run: dict | None = None, callbacks: list | None = None):
+def _initial_weights(cfg: DictConfig, init, resuming: bool):
+    """An object-store reference to the `continue_from` parts, checked against the model of
+    `cfg` (None when there is no source, or when resuming: the experiment's own state wins)."""
+    import ray
+
+    from raycodec.train.finetune import InitState, check_init
+
+    if not cfg.get("continue_from"):
+        return None
+    if resuming:
+        print("[raycodec] continue_from is not applied: the experiment resumes from its own "
+              "checkpoint", flush=True)
+        return None
+    if init is None:
+        init = load_source(cfg)
+    if not isinstance(init, InitState):  # already in the object store (checked by the sweep)
+        return init
+    try:
+        check_init(cfg, init)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
+    print(f"[raycodec] continue_from {init.source} ({init.kind}): taking "
+          f"{', '.join(init.taken) or 'nothing'}", flush=True)
+    return ray.put(init)
+
+
+def build_trainer(cfg: DictConfig, run: dict | None = None, callbacks: list | None = None,
+                  init=None):
     """Check inputs and build the TorchTrainer of `cfg` (None when the run already finished).
 
-    `run` overrides the experiment identity (Tune trials name runs after their trial id) and
-    `callbacks` go to the RunConfig (e.g. Tune's TuneReportCallback).
+    `run` overrides the experiment identity (Tune trials name runs after their trial id),
+    `callbacks` go to the RunConfig (e.g. Tune's TuneReportCallback) and `init` is the
+    `continue_from` source already loaded (an InitState, or its object-store reference).
     """
     import ray
     from ray.data import ExecutionOptions
@@ -160,7 +214,7 @@ def build_trainer(cfg: DictConfig, run: dict | None = None, callbacks: list | No
     from raycodec.train.checkpoint import latest_checkpoint_meta
     from raycodec.train.loop import train_loop_per_worker
 
-    run = run or resolve_run(cfg)
+    run = run or resolve_run(cfg, init)
     os.makedirs(run["run_dir"], exist_ok=True)
     init_ray(cfg)
     train_manifest = _manifest(cfg, "train", run["run_dir"])
@@ -177,10 +231,12 @@ def build_trainer(cfg: DictConfig, run: dict | None = None, callbacks: list | No
     if start_epoch >= cfg.optim.epochs:
         print(f"[raycodec] already finished: {latest['path']}", flush=True)
         return None
+    init_ref = _initial_weights(cfg, init, resuming=latest is not None)
 
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": OmegaConf.to_container(cfg, resolve=True), "run": run},
+        train_loop_config={"cfg": OmegaConf.to_container(cfg, resolve=True), "run": run,
+                           "init": init_ref, "eval_paths": evaluation_files(cfg, valid_manifest)},
         scaling_config=ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
                                      resources_per_worker=worker_resources(cfg)),
         run_config=RunConfig(name=run["name"], storage_path=run["storage_path"],
@@ -197,8 +253,9 @@ def build_trainer(cfg: DictConfig, run: dict | None = None, callbacks: list | No
 def train(cfg: DictConfig):
     """Run (or resume) the experiment described by `cfg`; returns the Ray Train Result."""
     print(format_config(cfg), flush=True)
-    run = resolve_run(cfg)
-    trainer = build_trainer(cfg, run)
+    init = load_source(cfg)  # read once: its hash names the experiment, its weights start it
+    run = resolve_run(cfg, init)
+    trainer = build_trainer(cfg, run, init=init)
     if trainer is None:
         return None
     result = trainer.fit()
@@ -208,15 +265,17 @@ def train(cfg: DictConfig):
 
 def print_summary(result, run: dict) -> None:
     """Final validation table, checkpoint path and the command to open Aim."""
+    from raycodec.tracking.names import metric_key, parse_metric_key
+
     metrics = result.metrics or {}
-    rows = sorted(k for k in metrics if k.startswith("valid_") and k.endswith("kbps"))
+    parsed = [parse_metric_key(k[len("valid_"):]) for k in metrics if k.startswith("valid_")]
+    names = sorted({name for name, bw in parsed if bw is not None})
+    bws = sorted({bw for _, bw in parsed if bw is not None})
     print("\n[raycodec] final validation (EMA weights):")
-    names = sorted({k[len("valid_"):].rsplit("_", 1)[0] for k in rows})
-    bws = sorted({k.rsplit("_", 1)[1] for k in rows}, key=lambda b: float(b[:-4]))
     print(f"{'bandwidth':>10} " + " ".join(f"{n:>19}" for n in names))
     for bw in bws:
-        print(f"{bw:>10} " + " ".join(f"{metrics.get(f'valid_{n}_{bw}', float('nan')):19.4f}"
-                                      for n in names))
+        cells = [metrics.get("valid_" + metric_key(n, bw), float("nan")) for n in names]
+        print(f"{bw:>6g}kbps " + " ".join(f"{v:19.4f}" for v in cells))
     if result.checkpoint is not None:
         print(f"checkpoint: {result.checkpoint.path}")
     print(f"Aim: aim up --repo {run['aim_repo']}")

@@ -1,7 +1,9 @@
 """The per-worker training loop that Ray Train's TorchTrainer runs on every rank.
 
-Every rank runs the same number of steps and calls `ray.train.report` once per epoch (a barrier);
-metrics are averaged across ranks first; only rank 0 writes checkpoints and tracks to Aim.
+The recipe: set up (model, solver, `continue_from`), resume, then per epoch: train, validate,
+report and checkpoint. Every rank runs the same number of steps and calls `ray.train.report`
+once per epoch (a barrier); metrics are averaged across ranks first; only rank 0 writes
+checkpoints, tracks to Aim and launches the background evaluation (`evaluate.every`).
 """
 
 from __future__ import annotations
@@ -11,28 +13,28 @@ import re
 import tempfile
 import warnings
 from collections import defaultdict
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import ray.train
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from ray.train.torch import get_device, prepare_model
 
-from raycodec.config import model_overrides
-from raycodec.models import build_from_settings, preset_settings
-from raycodec.train.builders import build_step
-from raycodec.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from raycodec.train.step import average_metrics
+from raycodec.codec.loading import model_settings
+from raycodec.train.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+    write_training_checkpoint,
+)
+from raycodec.train.finetune import build_solver
+from raycodec.train.step import GANStep, average_metrics
 from raycodec.train.validation import Validator
 
 MAX_CONSECUTIVE_SKIPS = 10
 _PER_LAYER = re.compile(r"_q\d+$")
-
-
-def build_model_from_config(cfg):
-    """The generator described by `model` + `encodec/seanet/rvq` overrides of a config."""
-    return build_from_settings(preset_settings(cfg.model, **model_overrides(cfg)))
 
 
 def _seed_everything(seed: int) -> None:
@@ -67,6 +69,61 @@ class _Tracker:
         return getattr(self.aim, name) if self.aim is not None else (lambda *a, **k: None)
 
 
+@dataclass
+class Worker:
+    """One rank's training state between the recipe's steps."""
+
+    cfg: DictConfig
+    run: dict
+    rank: int
+    world: int
+    device: torch.device
+    step_fn: GANStep
+    eval_model: torch.nn.Module
+    validator: Validator
+    bandwidths: list[float]
+    generators: dict[str, torch.Generator]
+    tracker: _Tracker | None = None
+    epoch: int = 0
+    step: int = 0
+    skips: int = 0
+    read_failures: int = 0
+    evaluations: object | None = None  # BackgroundEvaluations on rank 0 with evaluate.every
+    sample: list[torch.Tensor] = field(default_factory=list)
+
+
+def setup(config: dict) -> Worker:
+    """Model and solver on this rank's device, from `continue_from` unless resuming."""
+    cfg = OmegaConf.create(config["cfg"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    _seed_everything(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0's weights)
+    device = get_device()
+    # Resuming takes precedence: the checkpoint overwrites everything continue_from would set.
+    init_ref = None if ray.train.get_checkpoint() else config.get("init")
+    step_fn = build_solver(cfg, ray.get(init_ref) if init_ref is not None else None, device)
+    if world > 1:
+        step_fn.distribute(partial(prepare_model, parallel_strategy_kwargs={
+            "broadcast_buffers": False}))  # codebooks sync themselves
+    raw = step_fn.raw_model
+    bandwidths = list(cfg.dataset.evaluate.bandwidths or raw.target_bandwidths)
+    return Worker(cfg, config["run"], rank, world, device, step_fn,
+                  copy.deepcopy(raw).eval(), Validator.from_step(step_fn, bandwidths, device),
+                  bandwidths, {"q_dropout": raw.quantizer.generator})
+
+
+def resume(w: Worker) -> None:
+    """Restore the solver, counters and RNG states of the latest checkpoint, if any."""
+    checkpoint = ray.train.get_checkpoint()
+    if not checkpoint:
+        return
+    with checkpoint.as_directory() as directory:
+        state = load_checkpoint(directory)
+    w.step_fn.load_state_dict(state["solver"])
+    w.epoch, w.step = state["epoch"], state["step"]
+    set_rng_state(state["rng"], w.generators)
+
+
 def _maybe_fail(cfg, step: int, rank: int, marker: Path) -> None:
     """Test hook: rank 0 raises once at `debug.fail_at_step` (a marker file makes it once)."""
     fail_at = cfg.debug.fail_at_step
@@ -77,117 +134,130 @@ def _maybe_fail(cfg, step: int, rank: int, marker: Path) -> None:
     raise RuntimeError(f"injected failure at step {step} (debug.fail_at_step)")
 
 
-def _log_samples(tracker, model, x: torch.Tensor, bandwidths, sample_rate, step, epoch) -> None:
+def train_epoch(w: Worker, batches) -> dict[str, float]:
+    """`optim.updates_per_epoch` GAN steps; returns the epoch's mean metrics (all ranks)."""
+    cfg = w.cfg
+    d_rng = torch.Generator().manual_seed(1234 + w.epoch)  # same D-update draws on all ranks
+    marker = Path(w.run["run_dir"]) / "injected_failure.done"
+    w.step_fn.raw_model.train()
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for _ in range(cfg.optim.updates_per_epoch):
+        try:
+            batch = next(batches)
+        except StopIteration:
+            raise RuntimeError("the training dataset ran out of segments before "
+                               f"epoch {w.epoch + 1} ended") from None
+        w.step += 1
+        _maybe_fail(cfg, w.step, w.rank, marker)
+        metrics = w.step_fn(batch["audio"], w.step, d_rng)
+        w.read_failures += int(batch["read_failures"].sum())
+        w.skips = w.skips + 1 if metrics.get("skipped") else 0
+        if w.skips >= MAX_CONSECUTIVE_SKIPS:
+            raise RuntimeError(f"{w.skips} consecutive steps had non-finite losses or "
+                               f"gradients (last at step {w.step}); stopping")
+        for k, v in metrics.items():
+            sums[k] += v
+            counts[k] += 1
+        if w.step % cfg.tracking.log_every == 0:
+            w.tracker.log_metrics(average_metrics(metrics), w.step, w.epoch, "train")
+    w.epoch += 1
+    train = {k: sums[k] / counts[k] for k in sums if not _PER_LAYER.search(k)}
+    train["read_failures"] = float(w.read_failures)
+    return average_metrics(train)
+
+
+def validate(w: Worker, shard) -> dict[str, float]:
+    """Metrics of the evaluation weights (EMA when kept) on the validation shard."""
+    if w.step_fn.ema is not None:
+        w.step_fn.ema.copy_to(w.eval_model)
+    else:
+        w.eval_model.load_state_dict(w.step_fn.raw_model.state_dict())
+    w.sample.clear()
+
+    def batches():
+        # Every rank must read its shard to the end, in step with the others: Ray Data's
+        # streaming split is a collective, and a rank that stops early blocks the rest. So the
+        # audio sample for Aim is kept on the way instead of reading the shard again.
+        for b in shard.iter_torch_batches(batch_size=w.cfg.dataset.evaluate.batch_size):
+            if not w.sample:
+                w.sample.append(b["audio"][:1])
+            yield b["audio"]
+
+    return average_metrics(w.validator(w.eval_model, batches()))
+
+
+def _log_samples(w: Worker) -> None:
     from raycodec.tracking import mel_image
 
+    model, tracker, sr = w.eval_model, w.tracker, w.eval_model.sample_rate
+    x = w.sample[0].to(w.device)
     ref = x[0].cpu()
-    tracker.log_audio("audio", ref, sample_rate, step, epoch, {"kind": "reference"})
-    tracker.log_image("mel", mel_image(ref, sample_rate), step, epoch, {"kind": "reference"})
+    tracker.log_audio("audio", ref, sr, w.step, w.epoch, {"kind": "reference"})
+    tracker.log_image("mel", mel_image(ref, sr), w.step, w.epoch, {"kind": "reference"})
     with torch.no_grad():
-        for bw in bandwidths:
+        for bw in w.bandwidths:
             model.set_target_bandwidth(bw)
             y = model(x[:1]).x[0].cpu()
             ctx = {"kind": "reconstruction", "bandwidth": float(bw)}
-            tracker.log_audio("audio", y, sample_rate, step, epoch, ctx)
-            tracker.log_image("mel", mel_image(y, sample_rate), step, epoch, ctx)
+            tracker.log_audio("audio", y, sr, w.step, w.epoch, ctx)
+            tracker.log_image("mel", mel_image(y, sr), w.step, w.epoch, ctx)
+
+
+def report(w: Worker, train: dict[str, float], valid: dict[str, float]) -> dict:
+    """ray.train.report on every rank; rank 0 attaches the checkpoint when one is due."""
+    cfg = w.cfg
+    metrics = {"epoch": w.epoch, "step": w.step,
+               **{f"train_{k}": v for k, v in train.items()},
+               **{f"valid_{k}": v for k, v in valid.items()}}
+    save = w.epoch % cfg.checkpoint.every == 0 or w.epoch == cfg.optim.epochs
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = None
+        if save and w.rank == 0:
+            write_training_checkpoint(tmp, w.step_fn.state_dict(), w.epoch, w.step,
+                                      rng_state(w.generators),
+                                      OmegaConf.to_yaml(cfg, resolve=True), w.run["signature"])
+            ckpt = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=ckpt)
+    return metrics
+
+
+def _background_evaluations(w: Worker, config: dict):
+    """Rank 0's BackgroundEvaluations when `evaluate.every` and held-out files are given."""
+    paths = config.get("eval_paths") or []
+    if w.rank != 0 or not w.cfg.evaluate.every or not paths:
+        return None
+    from raycodec.evaluate.background import BackgroundEvaluations
+
+    return BackgroundEvaluations(w.tracker, model_settings(w.cfg), paths, w.bandwidths)
 
 
 def train_loop_per_worker(config: dict) -> None:
     """Train for `optim.epochs` epochs of `optim.updates_per_epoch` GAN steps, resuming if asked."""
-    cfg = OmegaConf.create(config["cfg"])
-    run = config["run"]
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    _seed_everything(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0's weights)
-    device = get_device()
-
-    model = build_model_from_config(cfg)
-    step_fn = build_step(model, cfg, device)
-    if world > 1:
-        step_fn.distribute(partial(prepare_model, parallel_strategy_kwargs={
-            "broadcast_buffers": False}))  # codebooks sync themselves
-    raw = step_fn.raw_model
-    generators = {"q_dropout": raw.quantizer.generator}
-    eval_model = copy.deepcopy(raw).eval()
-    bandwidths = list(cfg.dataset.evaluate.bandwidths or raw.target_bandwidths)
-    validator = Validator(raw.sample_rate, bandwidths, cfg, device)
-
-    epoch, global_step = 0, 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as directory:
-            state = load_checkpoint(directory)
-        step_fn.load_state_dict(state["solver"])
-        epoch, global_step = state["epoch"], state["step"]
-        set_rng_state(state["rng"], generators)
-
-    tracker = _Tracker(run, cfg, rank)
-    per_rank_batch = cfg.dataset.batch_size // world
-    train_batches = iter(ray.train.get_dataset_shard("train").iter_torch_batches(
-        batch_size=per_rank_batch, drop_last=True, prefetch_batches=2))
+    w = setup(config)
+    resume(w)
+    cfg = w.cfg
+    w.tracker = _Tracker(w.run, cfg, w.rank)
+    w.evaluations = _background_evaluations(w, config)
+    batches = iter(ray.train.get_dataset_shard("train").iter_torch_batches(
+        batch_size=cfg.dataset.batch_size // w.world, drop_last=True, prefetch_batches=2))
     valid_shard = ray.train.get_dataset_shard("valid")
-    marker = Path(run["run_dir"]) / "injected_failure.done"
-    skips = read_failures = 0
-
-    while epoch < cfg.optim.epochs:
-        d_rng = torch.Generator().manual_seed(1234 + epoch)  # same D-update draws on all ranks
-        raw.train()
-        sums: dict[str, float] = defaultdict(float)
-        counts: dict[str, int] = defaultdict(int)
-        for _ in range(cfg.optim.updates_per_epoch):
-            try:
-                batch = next(train_batches)
-            except StopIteration:
-                raise RuntimeError("the training dataset ran out of segments before "
-                                   f"epoch {epoch + 1} ended") from None
-            global_step += 1
-            _maybe_fail(cfg, global_step, rank, marker)
-            metrics = step_fn(batch["audio"], global_step, d_rng)
-            read_failures += int(batch["read_failures"].sum())
-            skips = skips + 1 if metrics.get("skipped") else 0
-            if skips >= MAX_CONSECUTIVE_SKIPS:
-                raise RuntimeError(f"{skips} consecutive steps had non-finite losses or "
-                                   f"gradients (last at step {global_step}); stopping")
-            for k, v in metrics.items():
-                sums[k] += v
-                counts[k] += 1
-            if global_step % cfg.tracking.log_every == 0:
-                tracker.log_metrics(average_metrics(metrics), global_step, epoch, "train")
-        epoch += 1
-
-        train = {k: sums[k] / counts[k] for k in sums if not _PER_LAYER.search(k)}
-        train["read_failures"] = float(read_failures)
-        train = average_metrics(train)
-        if step_fn.ema is not None:
-            step_fn.ema.copy_to(eval_model)
-        else:
-            eval_model.load_state_dict(raw.state_dict())
-        seen: list[torch.Tensor] = []  # a shard must be read by every rank in step: keep one
-        valid_batches = (seen.append(b["audio"][:1]) or b["audio"] for b in
-                         valid_shard.iter_torch_batches(batch_size=cfg.dataset.evaluate.batch_size))
-        valid = average_metrics(validator(eval_model, valid_batches))
-        tracker.log_metrics(valid, global_step, epoch, "valid")
-        if rank == 0 and cfg.tracking.audio_every and epoch % cfg.tracking.audio_every == 0:
-            _log_samples(tracker, eval_model, seen[0].to(device), bandwidths, raw.sample_rate,
-                         global_step, epoch)
-
-        report = {"epoch": epoch, "step": global_step,
-                  **{f"train_{k}": v for k, v in train.items()},
-                  **{f"valid_{k}": v for k, v in valid.items()}}
-        save = epoch % cfg.checkpoint.every == 0 or epoch == cfg.optim.epochs
-        with tempfile.TemporaryDirectory() as tmp:
-            ckpt = None
-            if save and rank == 0:
-                state = {"solver": step_fn.state_dict(), "epoch": epoch, "step": global_step,
-                         "rng": rng_state(generators),
-                         "config": OmegaConf.to_yaml(cfg, resolve=True)}
-                save_checkpoint(tmp, state, {"epoch": epoch, "step": global_step,
-                                             "signature": run["signature"]})
-                ckpt = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(report, checkpoint=ckpt)
-        if rank == 0:
-            shown = ", ".join(f"{k} {report[k]:.4g}" for k in
-                              ("train_g_loss", "valid_sisnr", "valid_mel") if k in report)
-            print(f"[raycodec] epoch {epoch}/{cfg.optim.epochs} step {global_step}: {shown}",
+    while w.epoch < cfg.optim.epochs:
+        train = train_epoch(w, batches)
+        valid = validate(w, valid_shard)
+        w.tracker.log_metrics(valid, w.step, w.epoch, "valid")
+        if w.rank == 0 and cfg.tracking.audio_every and w.epoch % cfg.tracking.audio_every == 0:
+            _log_samples(w)
+        if w.evaluations is not None:
+            w.evaluations.poll()
+            if w.epoch % cfg.evaluate.every == 0:
+                w.evaluations.launch(w.eval_model, w.step, w.epoch)
+        metrics = report(w, train, valid)
+        if w.rank == 0:
+            shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in
+                              ("train_g_loss", "valid_si_snr_db", "valid_mel") if k in metrics)
+            print(f"[raycodec] epoch {w.epoch}/{cfg.optim.epochs} step {w.step}: {shown}",
                   flush=True)
-    tracker.close()
+    if w.evaluations is not None:
+        w.evaluations.drain()
+    w.tracker.close()

@@ -63,6 +63,25 @@ def _prepare_data(cfg: DictConfig, sweep_dir: str) -> list[str]:
     return [f"dataset.manifest={manifest}", "dataset.path=null"]
 
 
+def _initial_weights(cfg: DictConfig) -> dict:
+    """`continue_from` read and checked once, in the object store for every trial."""
+    import ray
+
+    from raycodec.train.finetune import check_init
+    from raycodec.train.job import JobError, load_source
+
+    init = load_source(cfg)
+    if init is None:
+        return {}
+    try:
+        check_init(cfg, init)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
+    print(f"[raycodec] every trial continues from {init.source} ({init.kind}): "
+          f"{', '.join(init.taken)}", flush=True)
+    return {"init": ray.put(init), "init_digest": init.digest}
+
+
 def _check_saved_spec(sweep_dir: str, spec: SweepSpec, resume: bool) -> None:
     """A sweep folder is continued only with --resume, and only with the same sweep settings."""
     from ray import tune
@@ -142,6 +161,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list | None = No
     context = {**spec.to_dict(), "trials_dir": os.path.join(sweep_dir, "trials"),
                "aim_repo": run["aim_repo"]}
     context["overrides"] = [*spec.overrides, *_prepare_data(cfg, sweep_dir)]
+    context.update(_initial_weights(cfg))
     with open(os.path.join(sweep_dir, SPEC_FILE), "w") as f:
         yaml.safe_dump(spec.to_dict(), f, sort_keys=False)
     concurrency = spec.max_concurrent_trials or cluster_fit(cfg, ray.cluster_resources())

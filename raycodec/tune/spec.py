@@ -16,6 +16,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from raycodec.config import ConfigError, load_config
+from raycodec.tracking.names import METRICS, REGISTRY, VALID, parse_metric_key
+from raycodec.tracking.names import mode as metric_mode
 from raycodec.tune.space import Param, SweepError, parse_space
 from raycodec.tune.sweepfile import (
     apply_sweep_overrides,
@@ -27,10 +29,9 @@ from raycodec.tune.sweepfile import (
 )
 
 ALGORITHMS = ("random", "grid", "optuna", "auto")
-# What Validator reports (averaged over bandwidths, or per bandwidth with a `_<bw>kbps` suffix).
-VALID_METRICS = {"mel": "min", "msspec": "min", "sisnr": "max", "codebook_usage": "max",
-                 "codebook_perplexity": "max"}
-_METRIC = re.compile(r"^valid_(?P<name>[a-z_]+?)(_[0-9.]+kbps)?$")
+# What validation reports and ASHA may rank on (raycodec.tracking.names: name -> min/max).
+VALID_METRICS = {m.name: metric_mode(m.name) for m in METRICS
+                 if VALID in m.subsets and m.better and "<" not in m.name}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -159,12 +160,15 @@ def _scheduler(raw: dict | None, cfg: DictConfig) -> dict:
     if kind not in ("asha", "none"):
         raise SweepError(f"scheduler.type must be asha or none, got {kind!r}")
     metric = str(raw.get("metric", "valid_mel"))
-    match = _METRIC.match(metric)
-    if not match or match["name"] not in VALID_METRICS:
+    name, bandwidth = parse_metric_key(metric.removeprefix("valid_"))
+    if not metric.startswith("valid_") or name not in VALID_METRICS or (
+            bandwidth is not None and not REGISTRY[name].per_bandwidth):
+        per_bw = [n for n in VALID_METRICS if REGISTRY[n].per_bandwidth]
         raise SweepError(f"scheduler.metric {metric!r} is not a validation metric; use "
-                         f"valid_<name> or valid_<name>_<bw>kbps with name one of "
-                         f"{', '.join(VALID_METRICS)} (e.g. valid_mel, valid_sisnr_6kbps)")
-    mode = str(raw.get("mode", VALID_METRICS[match["name"]]))
+                         f"valid_<name> with name one of {', '.join(VALID_METRICS)}, or "
+                         f"valid_<name>_<bw>kbps with name one of {', '.join(per_bw)} "
+                         "(e.g. valid_mel, valid_si_snr_db_6kbps)")
+    mode = str(raw.get("mode", VALID_METRICS[name]))
     if mode not in ("min", "max"):
         raise SweepError(f"scheduler.mode must be min or max, got {mode!r}")
     epochs = int(cfg.optim.epochs)

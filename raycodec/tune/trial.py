@@ -39,7 +39,7 @@ def trial_run(context: dict, cfg: DictConfig, trial_id: str, sampled: dict) -> d
         "signature": trial_id, "name": trial_id, "storage_path": storage,
         "run_dir": os.path.join(storage, trial_id), "aim_repo": context["aim_repo"],
         "aim_params": {"sweep": context["name"], "trial_id": trial_id,
-                       "sampled": nested(sampled), "config_signature": experiment_signature(cfg),
+                       "sampled": nested(sampled), "config_signature": experiment_signature(cfg, context.get("init_digest")),
                        "status": "running"},
     }
 
@@ -53,8 +53,9 @@ def run_trial(config: dict, context: dict) -> None:
 
     trial_id = tune.get_context().get_trial_id()
     cfg = trial_config(context, config)
+    # Every trial starts from the same `continue_from` weights, put in the object store once.
     trainer = build_trainer(cfg, trial_run(context, cfg, trial_id, config),
-                            callbacks=[TuneReportCallback()])
+                            callbacks=[TuneReportCallback()], init=context.get("init"))
     if trainer is None:  # its last epoch was checkpointed before the sweep was interrupted
         return
     # A diverged or crashed run raises here: Tune marks the trial errored, the sweep goes on.

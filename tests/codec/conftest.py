@@ -13,9 +13,10 @@ def make_checkpoint(directory, seed: int = 0, overrides=()):
     """A training checkpoint of the debug preset with random (seeded) weights."""
     cfg = load_config("debug", list(overrides))
     torch.manual_seed(seed)
-    from raycodec.train.loop import build_model_from_config
+    from raycodec.codec.loading import model_settings
+    from raycodec.models import build_from_settings
 
-    model = build_model_from_config(cfg)
+    model = build_from_settings(model_settings(cfg))
     for layer in model.quantizer.vq.layers:  # random codebooks, as if k-means had run
         layer._codebook.embed.normal_()
         layer._codebook.inited.fill_(1)

@@ -37,7 +37,7 @@ def test_evaluate_job_writes_table(ray_local, manifest, tmp_path):
     for r in table:
         assert abs(r["bitrate_kbps"] - r["bandwidth"]) / r["bandwidth"] < 0.05
         assert r["encode_rtf"] > 0 and r["decode_rtf"] > 0
-        assert math.isfinite(r["si_snr"]) and r["mel_distance"] > 0
+        assert math.isfinite(r["si_snr_db"]) and r["mel_distance"] > 0
     assert table[1]["mel_distance"] <= table[0]["mel_distance"] * 1.5
     md = (tmp_path / "out" / "summary.md").read_text()
     assert md == to_markdown(table)
@@ -53,5 +53,5 @@ def test_evaluate_job_writes_table(ray_local, manifest, tmp_path):
     reindex(str(tmp_path / "aim"))
     runs = list(Repo.from_path(str(tmp_path / "aim")).iter_runs())
     assert [(r.experiment, r["train_signature"]) for r in runs] == [("evaluate", "testsig")]
-    si_snr = runs[0].get_metric("si_snr", Context({"subset": "evaluate"}))
-    assert si_snr.values.values_list() == pytest.approx([r["si_snr"] for r in table])
+    si_snr = runs[0].get_metric("si_snr_db", Context({"subset": "evaluate"}))
+    assert si_snr.values.values_list() == pytest.approx([r["si_snr_db"] for r in table])
