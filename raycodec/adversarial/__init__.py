@@ -2,9 +2,6 @@
 
 from raycodec.adversarial.builders import (
     ADVERSARIES,
-    DEFAULT_ADVERSARIAL,
-    DEFAULT_ADVERSARY_KWARGS,
-    DEFAULT_OPTIM,
     build_adversaries,
     build_adversary,
     build_optimizer,
@@ -27,9 +24,6 @@ from raycodec.adversarial.waveform import (
 __all__ = [
     "ADVERSARIES",
     "ADV_CRITERIA",
-    "DEFAULT_ADVERSARIAL",
-    "DEFAULT_ADVERSARY_KWARGS",
-    "DEFAULT_OPTIM",
     "AdversarialLoss",
     "DiscriminatorSTFT",
     "FeatureMatchingLoss",

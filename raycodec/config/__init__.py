@@ -12,13 +12,17 @@ from raycodec.config.loading import (
     save_config,
 )
 from raycodec.config.schema import ConfigError, model_overrides
+from raycodec.config.sections import Section, as_dict, check_kwargs
 
 __all__ = [
     "DEFAULT_CONFIG",
     "EXCLUDED_KEYS",
     "ConfigError",
+    "Section",
+    "as_dict",
     "available_configs",
     "build_parser",
+    "check_kwargs",
     "config_diff",
     "default_config",
     "default_dict",

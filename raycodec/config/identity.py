@@ -22,9 +22,9 @@ from raycodec.config.loading import default_dict
 # left out so that a run made to fail for a test resumes under its own signature.
 EXCLUDED_KEYS = (
     "tracking.*", "checkpoint.*", "ray.*", "debug.*",
-    "dataset.path", "dataset.manifest", "dataset.*.manifest", "dataset.num_workers",
+    "dataset.path", "dataset.manifest", "dataset.*.manifest",
     "dataset.evaluate.batch_size", "evaluate.*",
-    "balancer.monitor", "compile", "optim.ema.device",
+    "balancer.monitor", "compile", "compile_kwargs", "compile_kwargs.*", "optim.ema.device",
     "continue_from",  # a path: the source's content hash stands in for it
 )
 

@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 
 # Sections whose keys are free (kwargs of a torch activation, Ray resources): no key checks.
 OPEN_SECTIONS = ("*.activation_params", "seanet.final_activation_params",
-                 "ray.resources_per_worker")
+                 "ray.resources_per_worker", "compile_kwargs")
 
 # Types of keys whose default is null (the model overrides mirror raycodec.models.presets).
 NULL_DEFAULT_TYPES: dict[str, str] = {
@@ -38,7 +38,7 @@ NULL_DEFAULT_TYPES: dict[str, str] = {
     "msd.inner_kernel_sizes": "list[int]", "msd.strides": "list[int]", "msd.paddings": "list[int]",
     "optim.ema.device": "str",
     "dataset.path": "str", "dataset.manifest": "str", "dataset.train.manifest": "str",
-    "dataset.valid.manifest": "str", "dataset.evaluate.manifest": "str",
+    "dataset.valid.manifest": "str",
     "dataset.evaluate.bandwidths": "list[float]",
     "ray.address": "str", "ray.resources_per_worker": "dict", "ray.storage_path": "str",
     "tracking.repo": "str",
@@ -55,6 +55,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "autocast_dtype": ("bfloat16", "float16"),
     "continue_from_parts": ("model", "ema", "adv_losses", "balancer"),
 }
+# Numbers that must be > 0: a zero here would silently turn training off.
+POSITIVE = ("balancer.total_norm",)
 # Model presets known without importing torch; other names are checked against the registry.
 KNOWN_PRESETS = ("encodec_24khz", "encodec_48khz", "audiocraft_base_24khz", "debug")
 MODEL_SECTIONS = ("encodec", "seanet", "rvq")
@@ -171,6 +173,8 @@ def check_values(cfg: dict, defaults: Mapping, prefix: str = "") -> None:
             given = "null" if value is None else f"{value!r} ({type(value).__name__})"
             raise ConfigError(f"wrong type for {path!r}: expected {kind}, got {given}") from None
         _check_choice(path, cfg[key])
+        if path in POSITIVE and not cfg[key] > 0:
+            raise ConfigError(f"bad value {cfg[key]!r} for {path!r}: expected a number > 0")
 
 
 def _check_choice(path: str, value: Any) -> None:

@@ -3,11 +3,8 @@
 from raycodec.losses.balancer import Balancer
 from raycodec.losses.builders import (
     AUX_LOSSES,
-    DEFAULT_LOSS_KWARGS,
-    DEFAULT_LOSS_WEIGHTS,
     L1Loss,
     L2Loss,
-    as_dict,
     build_aux_losses,
     build_loss,
 )
@@ -21,8 +18,6 @@ from raycodec.losses.spectral import (
 
 __all__ = [
     "AUX_LOSSES",
-    "DEFAULT_LOSS_KWARGS",
-    "DEFAULT_LOSS_WEIGHTS",
     "Balancer",
     "L1Loss",
     "L2Loss",
@@ -31,7 +26,6 @@ __all__ = [
     "MelSpectrogramWrapper",
     "MultiScaleMelSpectrogramLoss",
     "SISNR",
-    "as_dict",
     "build_aux_losses",
     "build_loss",
 ]

@@ -41,9 +41,13 @@ class Balancer:
         bad = {k: v for k, v in weights.items() if v < 0}
         if bad:
             raise ValueError(f"balancer: expected weights >= 0, got {bad}")
+        # audiocraft writes `total_norm or 1.`, silently turning 0 into 1; a zero norm would mean
+        # no balanced gradient at all, so it is an error here (and in config validation).
+        if total_norm is None or not total_norm > 0:
+            raise ValueError(f"balancer.total_norm: expected a number > 0, got {total_norm}")
         self.weights = weights
         self.balance_grads = balance_grads
-        self.total_norm = total_norm or 1.0
+        self.total_norm = float(total_norm)
         self.ema_decay = ema_decay or 1.0  # 0/None means a plain running mean, as flashy
         self.per_batch_item = per_batch_item
         self.epsilon = epsilon

@@ -1,8 +1,6 @@
 """Training step (GAN + balancer + EMA), DDP helpers and its builder."""
 
 from raycodec.train.builders import (
-    DEFAULT_BALANCER,
-    DEFAULT_EMA,
     build_step,
     compile_modules,
     resolve_device,
@@ -11,8 +9,6 @@ from raycodec.train.ema import ModelEMA
 from raycodec.train.step import GANStep, PhaseTimer, average_metrics, default_ddp, to_floats
 
 __all__ = [
-    "DEFAULT_BALANCER",
-    "DEFAULT_EMA",
     "GANStep",
     "ModelEMA",
     "PhaseTimer",

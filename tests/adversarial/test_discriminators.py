@@ -11,11 +11,17 @@ from raycodec.adversarial import (
     MultiScaleDiscriminator,
     MultiScaleSTFTDiscriminator,
     NormConv1d,
-    build_adversary,
     to_legacy_state_dict,
 )
+from raycodec.adversarial import build_adversary as _build_adversary
+from raycodec.config import default_dict
 
 SCALES = [1024, 2048, 512, 256, 128]
+
+
+def build_adversary(name, **kwargs):
+    """The adversary of the default config's section `name`, `kwargs` on top (as a config does)."""
+    return _build_adversary(name, **{**default_dict().get(name, {}), **kwargs})
 
 
 def _audiocraft_msstftd_state(seed=0):

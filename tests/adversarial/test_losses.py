@@ -2,17 +2,25 @@
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from raycodec.adversarial import (
     ADV_CRITERIA,
     AdversarialLoss,
     FeatureMatchingLoss,
-    build_adversaries,
     build_optimizer,
 )
+from raycodec.adversarial import build_adversaries as _build_adversaries
+from raycodec.config import default_dict
 
 SMALL = {"filters": 4, "n_ffts": [256, 128], "hop_lengths": [64, 32], "win_lengths": [256, 128]}
+OPTIM = default_dict()["optim"]
+
+
+def build_adversaries(overrides):
+    """build_adversaries on the complete default config with `overrides` merged on top."""
+    return _build_adversaries(OmegaConf.merge(default_dict(), overrides))
 
 
 def test_criteria_formulas():
@@ -137,10 +145,10 @@ def test_builders():
     with pytest.raises(ValueError, match="unknown adv_loss"):
         build_adversaries({"adversarial": {"adv_loss": "wgan"}, "msstftd": SMALL})
     opt = build_optimizer([nn.Parameter(torch.zeros(1))],
-                          {"optimizer": "adamw", "betas": [0.8, 0.99]})
+                          {**OPTIM, "optimizer": "adamw", "adam": {"betas": [0.8, 0.99]}})
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["betas"] == (0.8, 0.99)
     with pytest.raises(ValueError, match="unknown optim.optimizer"):
-        build_optimizer([nn.Parameter(torch.zeros(1))], {"optimizer": "sgd"})
+        build_optimizer([nn.Parameter(torch.zeros(1))], {**OPTIM, "optimizer": "sgd"})
 
 
 def test_wrapper_validates_shapes():

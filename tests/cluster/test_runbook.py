@@ -143,7 +143,7 @@ def test_runbook_local_commands_train_and_aim_up(head, tmp_path):
     job = _submit(head, "--working-dir", ".", "--", "python", "experiments/train.py",
                   "--config", "debug", f"dataset.path={audio}", f"ray.storage_path={results}",
                   "optim.epochs=1", "optim.updates_per_epoch=2", "ray.num_workers=1",
-                  "dataset.valid.num_samples=8", "dataset.evaluate.num_samples=8")
+                  "dataset.valid.num_samples=8")
     output = job.stdout + job.stderr
     assert job.returncode == 0, output[-4000:]
     assert re.search(r"Job '\S+' succeeded", output), output[-4000:]

@@ -42,8 +42,9 @@ def test_result_affecting_keys_change_the_signature():
 
 def test_excluded_keys_keep_the_signature():
     base = sig()
-    for override in ("tracking.repo=/tmp/aim", "tracking.log_every=1", "dataset.num_workers=2",
-                     "dataset.path=/data/audio", "dataset.train.manifest=/data/m.parquet",
+    for override in ("tracking.repo=/tmp/aim", "tracking.log_every=1",
+                     "compile_kwargs.backend=aot_eager", "dataset.path=/data/audio",
+                     "dataset.train.manifest=/data/m.parquet",
                      "ray.storage_path=/tmp/ray", "ray.address=auto", "ray.num_workers=8",
                      "ray.use_gpu=true", "checkpoint.keep_last=3", "debug.fail_at_step=5",
                      "compile=true", "balancer.monitor=false"):

@@ -29,7 +29,7 @@ def test_interpolations_follow_sample_rate():
     ("optim.lrr=1e-3", "unknown key 'optim.lrr'; did you mean optim.lr?"),
     ("lr=1e-3", "unknown key 'lr'; did you mean optim.lr?"),
     ("optm.lr=1e-3", "unknown key 'optm.lr'; did you mean optim.lr?"),
-    ("dataset.train.num_sample=10", "did you mean dataset.train.num_samples?"),
+    ("dataset.valid.num_sample=10", "did you mean dataset.valid.num_samples?"),
     ("seanet.dimensoin=8", "did you mean seanet.dimension?"),
 ])
 def test_unknown_key_names_it_and_suggests(override, message):
@@ -119,3 +119,11 @@ def test_format_and_save_round_trip(tmp_path):
     assert "optim:" in text and "lr: 0.001" in text and "${" not in text
     path = save_config(cfg, tmp_path / "sub" / "config.yaml")
     assert load_config(str(path)) == cfg
+
+
+@pytest.mark.parametrize("value", ["0", "-1.0"])
+def test_zero_total_norm_is_rejected_not_turned_into_one(value):
+    # audiocraft's `total_norm or 1.` would silently train with 1.
+    with pytest.raises(ConfigError, match="'balancer.total_norm': expected a number > 0"):
+        load_config(None, [f"balancer.total_norm={value}"])
+    assert load_config(None, ["balancer.total_norm=0.5"]).balancer.total_norm == 0.5

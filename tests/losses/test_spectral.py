@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torchaudio.transforms import MelSpectrogram
 
+from raycodec.config import default_dict
 from raycodec.losses import (
     SISNR,
     MelSpectrogramL1Loss,
@@ -145,7 +146,9 @@ def test_losses_reject_mismatched_shapes(name):
 
 def test_build_aux_losses_defaults_and_split():
     weights = {"adv": 4, "feat": 4, "l1": 0.1, "mel": 0, "msspec": 2, "sisnr": 0}
-    aux, info = build_aux_losses(weights, SR, {"msspec": {"range_end": 9}})
+    cfg = default_dict()  # the per-loss sections of the shipped defaults
+    cfg["msspec"]["range_end"] = 9
+    aux, info = build_aux_losses(weights, SR, cfg)
     assert sorted(aux) == ["l1", "msspec"] and sorted(info) == ["mel", "sisnr"]
     msspec = aux["msspec"]
     assert len(msspec.mels) == 3 and msspec.normalized and msspec.alphas == [1.0] * 3
@@ -155,9 +158,9 @@ def test_build_aux_losses_defaults_and_split():
 
 def test_build_aux_losses_errors():
     with pytest.raises(ValueError, match="unknown loss 'l3'.*l1"):
-        build_aux_losses({"l3": 1.0}, SR)
+        build_aux_losses({"l3": 1.0}, SR, default_dict())
     with pytest.raises(ValueError, match=">= 0"):
-        build_aux_losses({"l1": -1.0}, SR)
+        build_aux_losses({"l1": -1.0}, SR, default_dict())
     with pytest.raises(ValueError, match="unknown keys \\['nfft'\\]"):
         build_aux_losses({"mel": 1.0}, SR, {"mel": {"nfft": 512}})
     with pytest.raises(ValueError, match="16000"):

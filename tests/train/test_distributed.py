@@ -22,7 +22,7 @@ import torch.multiprocessing as mp
 
 from raycodec.distrib import all_ranks_true
 from raycodec.train import average_metrics, build_step
-from tests.train.tiny import TINY_CFG, tiny_model
+from tests.train.tiny import tiny_cfg, tiny_model
 
 RUNS = [(1, 3), (3, 4)]  # (adversarial.every, number of steps)
 FULL_BATCH, LENGTH = 4, 2400
@@ -38,7 +38,7 @@ def _train(rank: int, world: int, every: int, steps: int) -> dict:
     model = tiny_model(threshold_ema_dead_code=0)
     for p in model.parameters():  # fp64 weights; quantizer buffers stay fp32 (it casts itself)
         p.data = p.data.double()
-    step = build_step(model, {**TINY_CFG, "adversarial": {"every": every}})
+    step = build_step(model, tiny_cfg({"adversarial": {"every": every}}))
     for module in [step.adversaries, *step.aux_losses.values(), *step.info_losses.values()]:
         module.double()
     if world > 1:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from raycodec.train import GANStep, ModelEMA, PhaseTimer, build_step
-from tests.train.tiny import TINY_CFG, batch, tiny_model
+from tests.train.tiny import batch, tiny_cfg, tiny_model
 
 AUDIOCRAFT_METRICS = {
     "d_loss", "d_msstftd", "adv_msstftd", "feat_msstftd", "adv", "feat", "l1", "msspec", "mel",
@@ -20,7 +20,7 @@ AUDIOCRAFT_METRICS = {
 
 def _step(cfg=None, seed=0, **model_kw) -> GANStep:
     torch.manual_seed(seed)
-    return build_step(tiny_model(**model_kw), {**TINY_CFG, **(cfg or {})})
+    return build_step(tiny_model(**model_kw), tiny_cfg(cfg or {}))
 
 
 def _params(module):
@@ -189,19 +189,19 @@ def test_torch_compile_runs_on_cpu():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
 def test_cuda_request_without_gpu_is_a_clear_error():
     with pytest.raises(RuntimeError, match="no CUDA GPU is available"):
-        build_step(tiny_model(), TINY_CFG, device="cuda")
+        build_step(tiny_model(), tiny_cfg(), device="cuda")
 
 
 def test_bad_config_and_input():
     model = tiny_model()
     with pytest.raises(ValueError, match="unknown loss 'l5'"):
-        build_step(model, {"losses": {"l5": 1.0}})
+        build_step(model, tiny_cfg({"losses": {"l5": 1.0}}))
     with pytest.raises(ValueError, match="unknown keys \\['decay'\\]"):
-        build_step(model, {**TINY_CFG, "balancer": {"decay": 0.9}})
+        build_step(model, tiny_cfg({"balancer": {"decay": 0.9}}))
     with pytest.raises(ValueError, match="autocast_dtype"):
-        build_step(model, {**TINY_CFG, "autocast": True, "autocast_dtype": "int8"})
+        build_step(model, tiny_cfg({"autocast": True, "autocast_dtype": "int8"}))
     with pytest.raises(ValueError, match="adversarial.every"):
-        build_step(model, {**TINY_CFG, "adversarial": {"every": 0}})
-    step = build_step(model, TINY_CFG)
+        build_step(model, tiny_cfg({"adversarial": {"every": 0}}))
+    step = build_step(model, tiny_cfg())
     with pytest.raises(ValueError, match=r"\[B, 1, T\]"):
         step(torch.zeros(2, 2400), 0, torch.Generator())

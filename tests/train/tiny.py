@@ -1,7 +1,9 @@
 """A tiny real model + config shared by the step tests (fast on 2 CPU cores)."""
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
+from raycodec.config import default_dict
 from raycodec.models import build_model
 
 SR = 24000
@@ -13,6 +15,12 @@ TINY_CFG = {
     "msspec": {"range_start": 6, "range_end": 9},
     "losses": {"sisnr": 0.0, "mel": 0.0},
 }
+
+
+def tiny_cfg(*overrides: dict) -> DictConfig:
+    """The complete default config with TINY_CFG, then `overrides`, merged on top (no key checks,
+    so that tests can hand the builders bad keys)."""
+    return OmegaConf.merge(default_dict(), TINY_CFG, *overrides)
 
 
 def tiny_model(**overrides):
