@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 def world_size() -> int:
@@ -52,3 +55,33 @@ def all_ranks_true(flag: torch.Tensor | bool) -> bool:
         flag = collective_device(flag)
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
     return bool(flag.item() > 0)
+
+
+@functools.lru_cache(maxsize=1)
+def _buffer_sync_flag() -> str:
+    from torch.nn.parallel import DistributedDataParallel
+
+    # torch >= 2.14 deprecates broadcast_buffers (a FutureWarning on every wrap, so on every
+    # worker) for forward_sync_buffers. The new flag still syncs buffers once at init, which is
+    # harmless: every rank builds the same buffers from the same seed.
+    params = inspect.signature(DistributedDataParallel).parameters
+    return "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+
+
+def ddp_kwargs() -> dict[str, bool]:
+    """DistributedDataParallel kwargs without per-forward buffer broadcasts (the codebooks keep
+    themselves in sync), spelt for the installed torch."""
+    return {_buffer_sync_flag(): False}
+
+
+def wrap_ddp(module: nn.Module) -> nn.Module:
+    """`module` in DistributedDataParallel with `ddp_kwargs()`: the one DDP wrapper of training.
+
+    Ray's TorchTrainer has already set this worker's CUDA device, so this is all
+    `ray.train.torch.prepare_model` would do for a model that is on its device.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(module.parameters()).device
+    device_ids = [device] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids, **ddp_kwargs())

@@ -6,7 +6,7 @@ from raycodec.train.builders import (
     resolve_device,
 )
 from raycodec.train.ema import ModelEMA
-from raycodec.train.step import GANStep, PhaseTimer, average_metrics, default_ddp, to_floats
+from raycodec.train.step import GANStep, PhaseTimer, average_metrics, to_floats
 
 __all__ = [
     "GANStep",
@@ -15,7 +15,6 @@ __all__ = [
     "average_metrics",
     "build_step",
     "compile_modules",
-    "default_ddp",
     "resolve_device",
     "to_floats",
 ]

@@ -14,13 +14,12 @@ import tempfile
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import ray.train
 import torch
 from omegaconf import DictConfig, OmegaConf
-from ray.train.torch import get_device, prepare_model
+from ray.train.torch import get_device
 
 from raycodec.codec.loading import model_settings
 from raycodec.train.checkpoint import (
@@ -103,8 +102,7 @@ def setup(config: dict) -> Worker:
     init_ref = None if ray.train.get_checkpoint() else config.get("init")
     step_fn = build_solver(cfg, ray.get(init_ref) if init_ref is not None else None, device)
     if world > 1:
-        step_fn.distribute(partial(prepare_model, parallel_strategy_kwargs={
-            "broadcast_buffers": False}))  # codebooks sync themselves
+        step_fn.distribute()  # raycodec.distrib.wrap_ddp: the one DDP path, tests included
     raw = step_fn.raw_model
     bandwidths = list(cfg.dataset.evaluate.bandwidths or raw.target_bandwidths)
     return Worker(cfg, config["run"], rank, world, device, step_fn,

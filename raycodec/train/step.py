@@ -8,7 +8,6 @@ gradient and the commitment penalty; clipping, optimizer step, weight EMA.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -18,7 +17,7 @@ import torch.distributed as dist
 from torch import nn
 
 from raycodec.adversarial.losses import AdversarialLoss, at_least_fp32
-from raycodec.distrib import all_ranks_true, collective_device, world_size
+from raycodec.distrib import all_ranks_true, collective_device, world_size, wrap_ddp
 from raycodec.losses.balancer import Balancer
 from raycodec.train.ema import ModelEMA
 
@@ -118,7 +117,7 @@ class GANStep:
 
     def distribute(self, wrap: Callable[[nn.Module], nn.Module] | None = None) -> None:
         """Wrap the model (unless already wrapped) and every discriminator, default with DDP."""
-        wrap = wrap or default_ddp
+        wrap = wrap or wrap_ddp
         if self.model is self.raw_model:
             self.model = wrap(self.model)
         for adversary in self.adversaries.values():
@@ -244,16 +243,3 @@ class GANStep:
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
 
-
-def default_ddp(module: nn.Module) -> nn.Module:
-    """DistributedDataParallel without per-forward buffer broadcasts (codebooks sync themselves)."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    device = next(module.parameters()).device
-    kwargs = {"device_ids": [device] if device.type == "cuda" else None}
-    # torch >= 2.14 renames broadcast_buffers; syncing buffers once at init is fine here.
-    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
-        kwargs["forward_sync_buffers"] = False
-    else:
-        kwargs["broadcast_buffers"] = False
-    return DistributedDataParallel(module, **kwargs)
