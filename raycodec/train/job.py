@@ -172,11 +172,9 @@ def build_datasets(cfg: DictConfig, train_manifest: str, valid_manifest: str,
     return {"train": train, "valid": valid}
 
 
-def _initial_weights(cfg: DictConfig, init, resuming: bool):
-    """An object-store reference to the `continue_from` parts, checked against the model of
-    `cfg` (None when there is no source, or when resuming: the experiment's own state wins)."""
-    import ray
-
+def _checked_source(cfg: DictConfig, init, resuming: bool):
+    """The `continue_from` parts, checked against the model of `cfg` before Ray starts (None
+    without a source, or when resuming: the experiment's own state wins)."""
     from raycodec.train.finetune import InitState, check_init
 
     if not cfg.get("continue_from"):
@@ -195,7 +193,7 @@ def _initial_weights(cfg: DictConfig, init, resuming: bool):
         raise JobError(str(exc)) from None
     print(f"[raycodec] continue_from {init.source} ({init.kind}): taking "
           f"{', '.join(init.taken) or 'nothing'}", flush=True)
-    return ray.put(init)
+    return init
 
 
 def build_trainer(cfg: DictConfig, run: dict | None = None, callbacks: list | None = None,
@@ -212,10 +210,13 @@ def build_trainer(cfg: DictConfig, run: dict | None = None, callbacks: list | No
     from ray.train.torch import TorchTrainer
 
     from raycodec.train.checkpoint import latest_checkpoint_meta
+    from raycodec.train.finetune import InitState
     from raycodec.train.loop import train_loop_per_worker
 
     run = run or resolve_run(cfg, init)
     os.makedirs(run["run_dir"], exist_ok=True)
+    latest = latest_checkpoint_meta(run["run_dir"])
+    init = _checked_source(cfg, init, resuming=latest is not None)  # mismatches fail here
     init_ray(cfg)
     train_manifest = _manifest(cfg, "train", run["run_dir"])
     check_data(cfg, train_manifest)
@@ -223,7 +224,6 @@ def build_trainer(cfg: DictConfig, run: dict | None = None, callbacks: list | No
     check_data(cfg, valid_manifest)
     check_cluster(cfg, ray.cluster_resources())
 
-    latest = latest_checkpoint_meta(run["run_dir"])
     start_epoch = latest["epoch"] if latest else 0
     print(f"[raycodec] experiment {run['signature']} ({cfg.tracking.experiment}): "
           + (f"resuming after epoch {start_epoch}" if latest else "starting"), flush=True)
@@ -231,7 +231,8 @@ def build_trainer(cfg: DictConfig, run: dict | None = None, callbacks: list | No
     if start_epoch >= cfg.optim.epochs:
         print(f"[raycodec] already finished: {latest['path']}", flush=True)
         return None
-    init_ref = _initial_weights(cfg, init, resuming=latest is not None)
+    # Through the object store: the source path need not exist where the workers run.
+    init_ref = ray.put(init) if isinstance(init, InitState) else init
 
     return TorchTrainer(
         train_loop_per_worker,
