@@ -74,3 +74,64 @@ def open_audio(path: str) -> Iterator[sf.SoundFile]:
     # Random-access input file: seeks become ranged reads on object stores, no full download.
     with fs.open_input_file(p) as raw, sf.SoundFile(raw) as f:
         yield f
+
+
+def read_tail(path: str, size: int, n: int) -> bytes:
+    """The last n bytes of a file of `size` bytes (fewer when the file is shorter)."""
+    start = max(0, size - n)
+    if not is_uri(path):
+        with open(path, "rb") as f:
+            f.seek(start)
+            return f.read(size - start)
+    fs, p = resolve_uri(path)
+    with fs.open_input_file(p) as f:
+        return f.read_at(size - start, start)
+
+
+# An Ogg page: "OggS", version 0, flags, granule (int64 LE), serial, sequence, CRC, segment
+# count, lacing values; its body length is the sum of the lacing values.
+_OGG_HEADER = 27
+_OGG_MAX_PAGE = _OGG_HEADER + 255 + 255 * 255
+
+
+def ogg_last_page_start(path: str, size: int) -> int | None:
+    """Granule position where a file's final Ogg page starts: the end of the page before it.
+
+    libsndfile seeks exactly to positions up to the final page's start, but maps positions
+    inside the final page from that page's granule position, which is exactly what a file with
+    a short tail gets wrong. None when the file does not end in a clean chain of Ogg pages.
+    """
+    for n in (1 << 14, 2 * _OGG_MAX_PAGE):  # pages are ~4-8 kB; two maximal pages at worst
+        tail = read_tail(path, size, n)
+        seen = 0
+        for granule in _ogg_granules_backwards(tail):
+            seen += 1
+            if seen > 1 and granule >= 0:  # -1: no packet ends on that page
+                return granule
+        if len(tail) >= size:  # the whole file: no earlier page with a position
+            return 0 if seen else None
+        if seen == 0:
+            return None
+    return None
+
+
+def _ogg_granules_backwards(data: bytes) -> Iterator[int]:
+    """Granule positions of the chain of whole pages that ends at the end of data, last first."""
+    end = len(data)
+    while end > 0:
+        start = data.rfind(b"OggS", 0, max(0, end - _OGG_HEADER + 4))
+        while start >= 0 and not _ogg_page_spans(data, start, end):
+            start = data.rfind(b"OggS", 0, start)
+        if start < 0:
+            return
+        yield int.from_bytes(data[start + 6 : start + 14], "little", signed=True)
+        end = start
+
+
+def _ogg_page_spans(data: bytes, start: int, end: int) -> bool:
+    """True if a well-formed page header at start describes a page that ends exactly at end."""
+    if start + _OGG_HEADER > len(data) or data[start + 4] != 0:
+        return False
+    nseg = data[start + 26]
+    lacing = data[start + _OGG_HEADER : start + _OGG_HEADER + nseg]
+    return len(lacing) == nseg and start + _OGG_HEADER + nseg + sum(lacing) == end

@@ -1,4 +1,8 @@
-"""Expand scan inputs (directories, globs, files, URIs, audiocraft jsonl manifests) into paths."""
+"""Expand scan inputs (directories, globs, files, URIs, jsonl and Parquet manifests) into paths.
+
+Listing runs in a thread pool (one task per directory; stats come with the listing), so that
+network file systems with millions of files are listed in parallel.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,14 @@ import gzip
 import json
 import math
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+import pyarrow as pa
 
 from raycodec.data.audio_io import BUCKET_SCHEMES, is_uri, resolve_uri
 
@@ -20,7 +28,11 @@ AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", "
                     # listed so they get probed and reported as unsupported, not silently skipped
                     ".m4a", ".mp4", ".aac", ".wma")  # fmt: skip
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
+PARQUET_SUFFIX = ".parquet"  # a manifest (file, or folder of shards) named as an input
+CANDIDATE_SCHEMA = pa.schema([("path", pa.string()), ("weight", pa.float64()),
+                              ("size", pa.int64()), ("mtime_ns", pa.int64())])
 _GLOB_CHARS = set("*?[")
+_LIST_THREADS = 16  # listing and stat are I/O-bound: threads overlap network round trips
 
 
 class InputError(ValueError):
@@ -29,12 +41,15 @@ class InputError(ValueError):
 
 @dataclass
 class ExpandedInputs:
-    """Candidate files (path, weight) plus rejects found before probing and bookkeeping counts."""
+    """Candidate files (CANDIDATE_SCHEMA: path, weight, size, mtime_ns as listed), rejects found
+    before probing, manifests named as inputs (their rows can be reused) and counts."""
 
-    candidates: list[dict] = field(default_factory=list)
+    candidates: pa.Table = field(default_factory=CANDIDATE_SCHEMA.empty_table)
     rejects: list[dict] = field(default_factory=list)
+    previous: list[pa.Table] = field(default_factory=list)
     ignored: int = 0  # files in scanned directories without an audio extension
     duplicates: int = 0
+    seconds: float = 0.0
 
 
 def _has_audio_ext(path: str, extensions: Sequence[str]) -> bool:
@@ -45,8 +60,11 @@ def _is_jsonl(path: str) -> bool:
     return path.lower().endswith(JSONL_SUFFIXES)
 
 
-def _list_uri(uri: str, extensions: Sequence[str]) -> tuple[list[str], int, bool]:
-    """(audio files, ignored count, was_expanded) under a URI; a glob lists its literal prefix."""
+Listed = tuple[str, int | None, int | None]  # (path, size, mtime_ns); None: stat failed
+
+
+def _list_uri(uri: str, extensions: Sequence[str]) -> tuple[list[Listed], int]:
+    """(audio and jsonl files, ignored count) under a URI; a glob lists its literal prefix."""
     from pyarrow import fs as pafs
 
     fs, path = resolve_uri(uri)
@@ -58,7 +76,7 @@ def _list_uri(uri: str, extensions: Sequence[str]) -> tuple[list[str], int, bool
     if info.type == pafs.FileType.NotFound:
         raise InputError(f"not found: {uri}")
     if info.type == pafs.FileType.File and pattern is None:
-        return [uri], 0, False
+        return [(uri, info.size, info.mtime_ns)], 0
     parsed = urlparse(uri)
     # pyarrow lists paths without scheme (and without netloc unless it is a bucket).
     lead = f"{parsed.scheme}://" + ("" if parsed.scheme in BUCKET_SCHEMES else parsed.netloc)
@@ -69,16 +87,80 @@ def _list_uri(uri: str, extensions: Sequence[str]) -> tuple[list[str], int, bool
         if pattern is not None and not fnmatch.fnmatch(entry.path, pattern):
             continue
         if _has_audio_ext(entry.path, extensions) or _is_jsonl(entry.path):
-            found.append(lead + entry.path)
+            found.append((lead + entry.path, entry.size, entry.mtime_ns))
         else:
             ignored += 1
     if pattern is not None and not found and not ignored:
         raise InputError(f"glob matched nothing: {uri}")
-    return sorted(found), ignored, True
+    return sorted(found), ignored
 
 
-def _list_local(item: str, extensions: Sequence[str]) -> tuple[list[str], int, bool]:
-    """(audio files, ignored count, was_expanded) for a local directory, glob or file."""
+def _stat(path: str) -> Listed:
+    try:
+        st = os.stat(path)
+    except OSError:  # reported by the probe as unreadable
+        return path, None, None
+    return path, st.st_size, st.st_mtime_ns
+
+
+def _scan_dir(folder: str) -> tuple[list[str], list[Listed]]:
+    """(subfolders, files with their stats) of one folder."""
+    subdirs, files = [], []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return [], []
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):  # like os.walk: no symlinked folders (loops)
+                subdirs.append(e.path)
+                continue
+            st = e.stat()
+            files.append((os.path.abspath(e.path), st.st_size, st.st_mtime_ns))
+        except OSError:  # a broken link: listed, rejected by the probe as unreadable
+            files.append((os.path.abspath(e.path), None, None))
+    return subdirs, files
+
+
+def walk_parallel(roots: Iterable[str], threads: int = _LIST_THREADS) -> list[Listed]:
+    """Every file under the roots with its size and mtime, sorted; folders listed in parallel."""
+    out: list[Listed] = []
+    with ThreadPoolExecutor(threads) as pool:
+        pending = {pool.submit(_scan_dir, r) for r in roots}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                subdirs, files = fut.result()
+                out.extend(files)
+                pending |= {pool.submit(_scan_dir, d) for d in subdirs}
+    out.sort()
+    return out
+
+
+def stat_many(paths: Sequence[str], threads: int = _LIST_THREADS) -> list[Listed]:
+    """(path, size, mtime_ns) of local paths or URIs, stat'ed in parallel; None on failure."""
+    local = [p for p in paths if not is_uri(p)]
+    if len(local) == len(paths):
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(_stat, paths, chunksize=256))
+    return [_stat(p) if not is_uri(p) else _stat_uri(p) for p in paths]
+
+
+def _stat_uri(uri: str) -> Listed:
+    from pyarrow import fs as pafs
+
+    try:
+        fs, p = resolve_uri(uri)
+        info = fs.get_file_info(p)
+    except Exception:  # reported by the probe
+        return uri, None, None
+    if info.type != pafs.FileType.File:
+        return uri, None, None
+    return uri, info.size, info.mtime_ns
+
+
+def _list_local(item: str, extensions: Sequence[str]) -> tuple[list[Listed], int]:
+    """(audio and jsonl files, ignored count) for a local directory, glob or file."""
     if _GLOB_CHARS & set(item):
         matches = sorted(glob.glob(item, recursive=True))
         if not matches:
@@ -86,20 +168,35 @@ def _list_local(item: str, extensions: Sequence[str]) -> tuple[list[str], int, b
     elif os.path.isdir(item):
         matches = [item]
     elif os.path.exists(item):
-        return [os.path.abspath(item)], 0, False
+        return [_stat(os.path.abspath(item))], 0
     else:
         raise InputError(f"no such file or directory: {item}")
-    found, ignored = [], 0
-    for m in matches:
-        files = [m] if not os.path.isdir(m) else [
-            os.path.join(d, f) for d, _, fs in sorted(os.walk(m)) for f in sorted(fs)
-        ]  # fmt: skip
-        for f in files:
-            if _has_audio_ext(f, extensions) or _is_jsonl(f):
-                found.append(os.path.abspath(f))
-            else:
-                ignored += 1
-    return found, ignored, True
+    dirs = [m for m in matches if os.path.isdir(m)]
+    listed = walk_parallel(dirs) + [_stat(os.path.abspath(m)) for m in matches if m not in dirs]
+    found = [x for x in listed if _has_audio_ext(x[0], extensions) or _is_jsonl(x[0])]
+    return found, len(listed) - len(found)
+
+
+def _is_parquet_manifest(item: str) -> bool:
+    return item.lower().rstrip("/").endswith(PARQUET_SUFFIX) and (
+        is_uri(item) or os.path.exists(item))  # fmt: skip
+
+
+def read_parquet_manifest(path: str) -> pa.Table:
+    """A Parquet manifest named as an input, its relative paths resolved next to it."""
+    from raycodec.data.manifest import read_manifest
+
+    try:
+        table = read_manifest(path)
+    except (OSError, ValueError, pa.ArrowException) as e:
+        raise InputError(f"{path} is not a usable manifest: {str(e).splitlines()[0]}") from e
+    if not is_uri(path):
+        base = os.path.dirname(os.path.abspath(path.rstrip("/")))
+        paths = [p if is_uri(p) or os.path.isabs(p) else os.path.join(base, p)
+                 for p in table["path"].to_pylist()]  # fmt: skip
+        table = table.set_column(table.schema.get_field_index("path"), "path",
+                                 pa.array(paths, pa.string()))  # fmt: skip
+    return table
 
 
 def _valid_weight(w: object) -> bool:
@@ -148,35 +245,53 @@ def read_jsonl_manifest(path: str | Path) -> tuple[list[dict], list[dict]]:
 def expand_inputs(
     inputs: Sequence[str | Path], *, extensions: Sequence[str] = AUDIO_EXTENSIONS
 ) -> ExpandedInputs:
-    """Candidates to probe from directories, globs, files, URIs and jsonl manifests."""
+    """Candidates to probe from directories, globs, files, URIs and jsonl/Parquet manifests."""
+    start = time.perf_counter()
     if isinstance(inputs, str | Path):
         inputs = [inputs]
     if not inputs:
-        raise InputError("no input given (expected directories, globs, files or .jsonl manifests)")
+        raise InputError("no input given (expected directories, globs, files or manifests)")
     out = ExpandedInputs()
     seen: set[str] = set()
+    rows: list[Listed] = []
+    weights: list[float | None] = []
+
+    def add(entries: Iterable[Listed], entry_weights: Iterable[float | None]) -> None:
+        for e, w in zip(entries, entry_weights):
+            if e[0] in seen:
+                out.duplicates += 1
+                continue
+            seen.add(e[0])
+            rows.append(e)
+            weights.append(w)
+
     for item in map(str, inputs):
-        lister = _list_uri if is_uri(item) else _list_local
         try:
-            files, ignored, _ = lister(item, extensions)
+            if _is_parquet_manifest(item):
+                table = read_parquet_manifest(item)
+                out.previous.append(table)
+                add(stat_many(table["path"].to_pylist()), table["weight"].to_pylist())
+                continue
+            lister = _list_uri if is_uri(item) else _list_local
+            files, ignored = lister(item, extensions)
         except InputError:
             raise
         except Exception as e:  # e.g. unreachable bucket, bad credentials, unknown scheme
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"cannot list {item}: {msg}") from e
         out.ignored += ignored
+        plain = [f for f in files if not _is_jsonl(f[0])]
+        add(plain, [None] * len(plain))
         for f in files:
-            if _is_jsonl(f):
-                entries, rejects = read_jsonl_manifest(f)
+            if _is_jsonl(f[0]):
+                entries, rejects = read_jsonl_manifest(f[0])
                 out.rejects.extend(rejects)
-            else:
-                entries = [dict(path=f, weight=None)]
-            for e in entries:
-                if e["path"] in seen:
-                    out.duplicates += 1
-                    continue
-                seen.add(e["path"])
-                out.candidates.append(e)
-    if not out.candidates and not out.rejects:
+                add(stat_many([e["path"] for e in entries]), [e["weight"] for e in entries])
+    if not rows and not out.rejects:
         raise InputError(f"no audio files found in: {', '.join(map(str, inputs))}")
+    cols = list(zip(*rows)) if rows else [[], [], []]
+    out.candidates = pa.table([pa.array(cols[0], pa.string()), pa.array(weights, pa.float64()),
+                               pa.array(cols[1], pa.int64()), pa.array(cols[2], pa.int64())],
+                              schema=CANDIDATE_SCHEMA)  # fmt: skip
+    out.seconds = time.perf_counter() - start
     return out

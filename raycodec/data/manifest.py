@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -15,23 +16,35 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from raycodec.data.inputs import AUDIO_EXTENSIONS, ExpandedInputs, InputError, expand_inputs
+from raycodec.data.inputs import (
+    AUDIO_EXTENSIONS,
+    CANDIDATE_SCHEMA,
+    ExpandedInputs,
+    InputError,
+    expand_inputs,
+)
 from raycodec.data.probe import REJECT_REASONS, probe_file
 
 MANIFEST_SCHEMA = pa.schema([
     ("path", pa.string()), ("sample_rate", pa.int64()), ("channels", pa.int64()),
     ("frames", pa.int64()), ("duration", pa.float64()), ("format", pa.string()),
     ("subtype", pa.string()), ("size", pa.int64()), ("weight", pa.float64()),
-])  # fmt: skip
+    ("mtime_ns", pa.int64()), ("note", pa.string()),
+])  # frames: the decodable length; note: e.g. "length_corrected: ..."; mtime_ns: for re-scans
 REJECTS_SCHEMA = pa.schema([("path", pa.string()), ("reason", pa.string()),
-                            ("detail", pa.string())])  # fmt: skip
+                            ("detail", pa.string())])
 _PROBE_SCHEMA = pa.schema(list(MANIFEST_SCHEMA) + [
     ("ok", pa.bool_()), ("reason", pa.string()), ("detail", pa.string()),
-])  # fmt: skip
+])
+WARNINGS = {"length_corrected": "Ogg files whose header length exceeds the decodable frames by "
+                                "less than the tolerance: the decodable length is used"}
+SHARD_ROWS = 1_000_000  # a larger manifest is written as a folder of Parquet shards
+_FILES_PER_TASK = (64, 2048)  # probes per Ray task: amortise task overhead, keep progress moving
 
 
 @dataclass
@@ -42,17 +55,30 @@ class ScanResult:
     rejects: pa.Table
     ignored: int = 0
     duplicates: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # listing + probing + writing
     reasons: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
+    reused: int = 0  # unchanged files (path, size, mtime) taken from a previous manifest
+    probed: int = 0
+
+    @property
+    def files_per_second(self) -> float:
+        """Scan throughput over every input file, reused ones included."""
+        return (self.manifest.num_rows + self.rejects.num_rows) / max(self.seconds, 1e-9)
 
     def summary(self) -> str:
-        """Human-readable counts per reject reason."""
+        """Human-readable counts per reject reason and warning."""
         hours = pc.sum(self.manifest["duration"]).as_py() or 0.0
         n_in = self.manifest.num_rows + self.rejects.num_rows
-        lines = [f"scanned {n_in} inputs in {self.seconds:.1f}s: {self.manifest.num_rows} usable "
-                 f"({hours / 3600:.2f} h), {self.rejects.num_rows} rejected"]  # fmt: skip
+        lines = [f"scanned {n_in} inputs in {self.seconds:.1f}s ({self.files_per_second:.0f} "
+                 f"files/s): {self.manifest.num_rows} usable ({hours / 3600:.2f} h), "
+                 f"{self.rejects.num_rows} rejected"]
         for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1]):
             lines.append(f"  {reason:<20} {n:>7}  {REJECT_REASONS.get(reason, '')}")
+        for warning, n in sorted(self.warnings.items()):
+            lines.append(f"  warning: {warning:<11} {n:>7}  {WARNINGS.get(warning, '')}")
+        if self.reused:
+            lines.append(f"  (reused {self.reused} unchanged entries, probed {self.probed})")
         if self.duplicates:
             lines.append(f"  (skipped {self.duplicates} duplicate paths)")
         if self.ignored:
@@ -61,42 +87,47 @@ class ScanResult:
 
 
 def _probe_batch(batch: pa.Table, *, check_frames: int, full_check: bool) -> pa.Table:
-    """Ray Data map_batches function: probe each path of the batch."""
+    """Ray Data map_batches function: probe each candidate of the batch."""
     rows = []
-    for path, weight in zip(batch["path"].to_pylist(), batch["weight"].to_pylist()):
-        row = probe_file(path, check_frames=check_frames, full_check=full_check)
-        row["weight"] = weight
+    for path, weight, size, mtime in zip(*(batch[c].to_pylist() for c in CANDIDATE_SCHEMA.names)):
+        row = probe_file(path, size=size, check_frames=check_frames, full_check=full_check)
+        row.update(weight=weight, mtime_ns=mtime)
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=_PROBE_SCHEMA)
 
 
+def files_per_task(n: int, cpus: int) -> int:
+    """Candidates per Ray task: about 8 tasks per CPU, within _FILES_PER_TASK."""
+    lo, hi = _FILES_PER_TASK
+    return max(lo, min(hi, -(-n // (8 * max(cpus, 1)))))
+
+
 def scan_files(
-    candidates: Sequence[dict],
+    candidates: pa.Table | Sequence[dict],
     *,
     check_frames: int = 4096,
     full_check: bool = False,
-    batch_size: int = 16,
+    per_task: int | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
 ) -> tuple[pa.Table, pa.Table]:
-    """Probe {path, weight} candidates in parallel on Ray; returns (manifest, rejects), by path."""
-    import ray
-
-    n = len(candidates)
+    """Probe candidates (CANDIDATE_SCHEMA rows) in parallel on Ray; (manifest, rejects) by path."""
+    if not isinstance(candidates, pa.Table):
+        candidates = pa.Table.from_pylist([{k: c.get(k) for k in CANDIDATE_SCHEMA.names}
+                                           for c in candidates], schema=CANDIDATE_SCHEMA)
+    candidates = candidates.select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA)
+    n = candidates.num_rows
     if n == 0:
         return MANIFEST_SCHEMA.empty_table(), REJECTS_SCHEMA.empty_table()
-    items = pa.table({
-        "path": pa.array([c["path"] for c in candidates], pa.string()),
-        "weight": pa.array([c.get("weight") for c in candidates], pa.float64()),
-    })  # fmt: skip
-    # Enough blocks for every CPU to work and for progress to move; not one task per file.
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1))) if ray.is_initialized() else 4
-    n_blocks = max(1, min(-(-n // batch_size), 4 * cpus + n // 2000))
-    step = -(-n // n_blocks)
-    ds = ray.data.from_arrow([items.slice(i, step) for i in range(0, n, step)])
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 2
+    step = per_task or files_per_task(n, cpus)
+    # Many files per task (not one task per file): Ray's per-task cost is ~ms, a probe ~0.1-5 ms.
+    ds = ray.data.from_arrow([candidates.slice(i, step) for i in range(0, n, step)])
     ds = ds.map_batches(
-        _probe_batch, batch_size=batch_size, batch_format="pyarrow",
+        _probe_batch, batch_size=None, batch_format="pyarrow",
         fn_kwargs=dict(check_frames=check_frames, full_check=full_check),
-    )  # fmt: skip
+    )
     parts, done, bad = [], 0, 0
     for part in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         parts.append(part)
@@ -113,45 +144,103 @@ def scan_files(
     return manifest, rejects
 
 
+def split_reusable(candidates: pa.Table, previous: Sequence[pa.Table]) -> tuple[pa.Table, pa.Table]:
+    """(manifest rows reused from previous manifests, candidates still to probe).
+
+    A row is reused when its path, size and mtime_ns all match the candidate's current stat;
+    it takes the candidate's weight. Rows of manifests without mtime_ns are never reused.
+    """
+    prev = [_conform(t) for t in previous if "mtime_ns" in t.column_names and t.num_rows]
+    if not prev or candidates.num_rows == 0:
+        return MANIFEST_SCHEMA.empty_table(), candidates
+    old = pa.concat_tables(prev).drop_columns(["weight"])
+    old = old.filter(pc.is_valid(old["mtime_ns"]))
+    _, first = np.unique(old["path"].to_numpy(zero_copy_only=False), return_index=True)
+    old = old.take(np.sort(first))  # one row per path (the first manifest named wins)
+    idx = pa.array(np.arange(candidates.num_rows), pa.int64())
+    cand = candidates.append_column("_idx", idx)
+    joined = cand.join(old.rename_columns([f"_old_{c}" for c in old.column_names]),
+                       keys="path", right_keys="_old_path", join_type="inner")
+    same = pc.and_(pc.equal(joined["size"], joined["_old_size"]),
+                   pc.equal(joined["mtime_ns"], joined["_old_mtime_ns"]))
+    hits = joined.filter(pc.fill_null(same, False))
+    cols = {c: hits[c] if c in ("path", "weight") else hits[f"_old_{c}"]
+            for c in MANIFEST_SCHEMA.names}
+    reused = pa.table(cols).cast(MANIFEST_SCHEMA)
+    keep = np.ones(candidates.num_rows, dtype=bool)
+    keep[hits["_idx"].to_numpy()] = False
+    return reused, candidates.filter(pa.array(keep))
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """A manifest table with every MANIFEST_SCHEMA column (missing ones null)."""
+    cols = [table[c].cast(f.type) if c in table.column_names else pa.nulls(table.num_rows, f.type)
+            for c, f in zip(MANIFEST_SCHEMA.names, MANIFEST_SCHEMA)]
+    return pa.table(cols, schema=MANIFEST_SCHEMA)
+
+
 def build_manifest(
     inputs: Sequence[str | Path] | ExpandedInputs,
     *,
     out: str | Path | None = None,
     rejects_out: str | Path | None = None,
+    previous: Sequence[str | Path | pa.Table] = (),
     extensions: Sequence[str] = AUDIO_EXTENSIONS,
     check_frames: int = 4096,
     full_check: bool = False,
+    shard_rows: int = SHARD_ROWS,
     on_progress: Callable[[int, int, int], None] | None = None,
 ) -> ScanResult:
-    """Scan inputs into manifest/rejects tables; writes them as Parquet when paths are given."""
-    start = time.time()
+    """Scan inputs into manifest/rejects tables; writes them as Parquet when paths are given.
+
+    Files unchanged since `previous` manifests (or a Parquet manifest named among the inputs)
+    are reused without probing.
+    """
+    start = time.perf_counter()
     if isinstance(inputs, ExpandedInputs):
         expanded = inputs
     else:
         expanded = expand_inputs(inputs, extensions=extensions)
-    manifest, rejects = scan_files(
-        expanded.candidates, check_frames=check_frames, full_check=full_check,
-        on_progress=on_progress,
-    )  # fmt: skip
+    old = [p if isinstance(p, pa.Table) else read_manifest(p) for p in previous]
+    reused, todo = split_reusable(expanded.candidates, old + expanded.previous)
+    manifest, rejects = scan_files(todo, check_frames=check_frames, full_check=full_check,
+                                   on_progress=on_progress)
+    if reused.num_rows:
+        manifest = pa.concat_tables([manifest, reused]).sort_by("path")
     if expanded.rejects:
         early = pa.Table.from_pylist(expanded.rejects, schema=REJECTS_SCHEMA)
         rejects = pa.concat_tables([rejects, early])
+    notes = [n.split(":", 1)[0] for n in manifest["note"].drop_null().to_pylist()]
     result = ScanResult(
         manifest=manifest, rejects=rejects, ignored=expanded.ignored,
-        duplicates=expanded.duplicates, seconds=time.time() - start,
-        reasons=dict(Counter(rejects["reason"].to_pylist())),
-    )  # fmt: skip
+        duplicates=expanded.duplicates, reasons=dict(Counter(rejects["reason"].to_pylist())),
+        warnings=dict(Counter(notes)), reused=reused.num_rows, probed=todo.num_rows,
+    )
     if out is not None:
-        write_table(manifest, out)
+        write_table(manifest, out, shard_rows=shard_rows)
     if rejects_out is not None:
-        write_table(rejects, rejects_out)
+        write_table(rejects, rejects_out, shard_rows=shard_rows)
+    result.seconds = time.perf_counter() - start + expanded.seconds
     return result
 
 
-def write_table(table: pa.Table, path: str | Path) -> None:
-    """Write a table as one Parquet file, creating parent directories."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, str(path))
+def write_table(table: pa.Table, path: str | Path, *, shard_rows: int = SHARD_ROWS) -> None:
+    """Write a table as one Parquet file, or as a folder of part-NNNNN.parquet shards when it
+    has more than shard_rows rows; replaces what was there only once the new data is written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if table.num_rows <= shard_rows:
+        pq.write_table(table, str(tmp))
+    else:
+        tmp.mkdir()
+        for k, i in enumerate(range(0, table.num_rows, shard_rows)):
+            pq.write_table(table.slice(i, shard_rows), str(tmp / f"part-{k:05d}.parquet"))
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists() and tmp.is_dir():
+        path.unlink()
+    os.replace(tmp, path)
 
 
 def read_manifest(manifest: str | Path | pa.Table) -> pa.Table:
@@ -181,7 +270,9 @@ def _progress_printer(stream=sys.stderr) -> Callable[[int, int, int], None]:
             return
         last[0] = now
         rate = done / max(now - start, 1e-9)
-        msg = f"probed {done}/{total} files ({bad} rejected, {rate:.0f} files/s)"
+        eta = (total - done) / max(rate, 1e-9)
+        msg = (f"probed {done}/{total} files ({bad} rejected, {rate:.0f} files/s, "
+               f"ETA {_duration(eta)})")
         stream.write(("\r" + msg + (" " * 8)) if tty else msg + "\n")
         if tty and done >= total:
             stream.write("\n")
@@ -190,52 +281,103 @@ def _progress_printer(stream=sys.stderr) -> Callable[[int, int, int], None]:
     return show
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else (
+        f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s")
+
+
+def _warm_up() -> None:
+    """Run a one-file Ray Data job so that start-up (workers, imports) is paid before the scan."""
+    import ray
+
+    one = pa.table({"x": [0]})
+    ds = ray.data.from_arrow(one).map_batches(_import_probe, batch_size=None,
+                                              batch_format="pyarrow")
+    for _ in ds.iter_batches(batch_size=None):
+        pass
+
+
+def _import_probe(batch: pa.Table) -> pa.Table:
+    import raycodec.data.probe  # noqa: F401  (the worker imports soundfile/numpy once, here)
+
+    return batch
+
+
+def _is_manifest_output(path: Path) -> bool:
+    """A path --out/--rejects may name: a file, or a folder of shards ending in .parquet."""
+    return not path.is_dir() or (path.suffix == ".parquet" and all(
+        p.name.startswith("part-") for p in path.iterdir()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
+    t0 = time.perf_counter()
     p = argparse.ArgumentParser(
         prog="python -m raycodec.data.manifest",
-        description="Scan audio (dirs, globs, files, s3:// URIs, audiocraft .jsonl) to Parquet.",
+        description="Scan audio (dirs, globs, files, s3:// URIs, .jsonl/.parquet manifests) to "
+                    "a Parquet manifest. Files unchanged since the previous scan are reused.",
     )
-    p.add_argument("inputs", nargs="+", help="directories, globs, files, URIs or .jsonl manifests")
+    p.add_argument("inputs", nargs="+", help="directories, globs, files, URIs or manifests")
     p.add_argument("--out", required=True, help="manifest Parquet file to write")
     p.add_argument("--rejects", help="rejects Parquet file (default: OUT with .rejects.parquet)")
+    p.add_argument("--previous", action="append", default=[],
+                   help="manifest whose unchanged entries (path, size, mtime) are reused "
+                        "(default: the existing OUT); repeatable")
+    p.add_argument("--rescan", action="store_true", help="probe every file again")
     p.add_argument("--check-frames", type=int, default=4096, help="frames decoded per check")
     p.add_argument("--full-check", action="store_true", help="decode every frame (slow)")
+    p.add_argument("--shard-rows", type=int, default=SHARD_ROWS,
+                   help="larger manifests are written as a folder of Parquet shards")
     p.add_argument("--address", help="Ray cluster address (default: start a local one)")
     args = p.parse_args(argv)
     out = Path(args.out)
     rejects_out = Path(args.rejects) if args.rejects else out.with_suffix(".rejects.parquet")
-    if out.is_dir() or rejects_out.is_dir():
+    if not (_is_manifest_output(out) and _is_manifest_output(rejects_out)):
         print(f"error: --out/--rejects must be files, got a directory: {out}", file=sys.stderr)
         return 2
-    if args.check_frames < 1:
-        print("error: --check-frames must be >= 1", file=sys.stderr)
+    if args.check_frames < 1 or args.shard_rows < 1:
+        print("error: --check-frames and --shard-rows must be >= 1", file=sys.stderr)
         return 2
+    previous = [] if args.rescan else list(args.previous) or ([out] if out.exists() else [])
     try:  # expand first: bad arguments fail fast, before a Ray cluster starts
         expanded = expand_inputs(args.inputs)
-    except InputError as e:
+        old = [read_manifest(p) for p in previous]
+    except (InputError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    t_ray = time.perf_counter()
     import ray
 
     if not ray.is_initialized():
         # A fresh local Ray unless a cluster is named: joining whatever runs on this machine
-        # (another job's or a test session's) would share its CPUs unexpectedly.
+        # (another job's or a test session's) would share its CPUs unexpectedly. No dashboard:
+        # a scan needs none, and it costs seconds of start-up and a core's share on small hosts.
         address = args.address or os.environ.get("RAY_ADDRESS") or "local"
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        kw = dict(include_dashboard=False) if address == "local" else {}
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, **kw)
     ray.data.DataContext.get_current().enable_progress_bars = False  # ours is simpler
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+    t_data = time.perf_counter()
+    _warm_up()
+    startup = time.perf_counter() - t_ray
+    print(f"start-up: {startup:.1f}s (Ray {t_data - t_ray:.1f}s, Ray Data "
+          f"{time.perf_counter() - t_data:.1f}s); listing: {expanded.seconds:.1f}s for "
+          f"{expanded.candidates.num_rows} files", file=sys.stderr)
     try:
         result = build_manifest(
-            expanded, out=out, rejects_out=rejects_out, check_frames=args.check_frames,
-            full_check=args.full_check, on_progress=_progress_printer(),
-        )  # fmt: skip
+            expanded, out=out, rejects_out=rejects_out, previous=old,
+            check_frames=args.check_frames, full_check=args.full_check,
+            shard_rows=args.shard_rows, on_progress=_progress_printer(),
+        )
     except (InputError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(result.summary())
     print(f"manifest: {out} ({result.manifest.num_rows} files)")
     print(f"rejects:  {rejects_out} ({result.rejects.num_rows} files)")
+    print(f"start-up {startup:.1f}s; scan {result.seconds:.1f}s at "
+          f"{result.files_per_second:.0f} files/s; total {time.perf_counter() - t0:.1f}s")
     if result.manifest.num_rows == 0:
         print("error: no usable audio file found", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import soundfile as sf
 
-from raycodec.data.audio_io import file_size, open_audio, read_head
+from raycodec.data.audio_io import file_size, ogg_last_page_start, open_audio, read_head
 
 # Why a file cannot be used; the rejects Parquet file's `reason` column takes these values.
 REJECT_REASONS = {
@@ -55,41 +55,90 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
 
 
-def _check_frames(f: sf.SoundFile, frames: int, n: int, full: bool) -> tuple[str, str] | None:
-    """Decode the head, middle and tail (or everything); (reason, detail) on a problem."""
+# Vorbis/Opus lengths come from the last page's granule position, and encoders often leave it a
+# little past the samples that actually decode (100-900 frames seen in game audio that plays fine
+# everywhere). That slack comes from the final packet's bookkeeping, so it is at most one Vorbis
+# long block: the spec caps block sizes at 8192 samples. Up to 2048 frames (one common long
+# block, 46 ms at 44.1 kHz) is always tolerated, so short sound effects stay; beyond that up to
+# 1% of the file, never more than 8192 frames (0.19 s at 44.1 kHz). A larger loss cannot be
+# slack: it means missing pages, and the file stays rejected as truncated.
+OGG_SLACK_FLOOR, OGG_SLACK_CAP, OGG_SLACK_FRACTION = 2048, 8192, 0.01
+
+
+def ogg_slack_tolerance(frames: int) -> int:
+    """Largest header-over-decodable shortfall (frames) accepted for an Ogg file."""
+    return min(OGG_SLACK_CAP, max(OGG_SLACK_FLOOR, int(frames * OGG_SLACK_FRACTION)))
+
+
+def _non_finite(got: np.ndarray, start: int) -> tuple[str, str] | None:
+    bad = ~np.isfinite(got)
+    if not bad.any():
+        return None
+    first = start + int(np.argmax(bad.any(axis=1)))
+    return "nan_or_inf", f"{int(bad.sum())} non-finite samples, first at frame {first}"
+
+
+def _check_frames(f: sf.SoundFile, frames: int, n: int, full: bool,
+                  tail_start: int | None) -> tuple[tuple[str, str] | None, int | None]:  # fmt: skip
+    """Decode the head and the tail (or everything): (problem or None, decodable frames).
+
+    The tail is read to the end of the data from `tail_start` (default frames - n), so that the
+    decodable length is measured, not assumed from the header; None when decoding failed.
+    """
     n = max(1, min(n, frames))
-    if full:
-        spans = [(s, min(n, frames - s)) for s in range(0, frames, n)]
-    else:
-        spans = sorted({(0, n), (max(0, frames // 2 - n // 2), n), (frames - n, n)})
+    tail = max(0, frames - n) if tail_start is None else max(0, min(tail_start, frames - n))
+    spans = [(s, min(n, tail - s)) for s in range(0, tail, n)] if full else [(0, min(n, tail))]
+    spans = [sp for sp in spans if sp[1] > 0] + [(tail, frames - tail)]
+    pos = 0
     for start, count in spans:
-        is_tail = start + count >= frames
+        is_tail = start == tail
         try:
-            f.seek(start)
+            if start != pos:  # a seek restarts an Ogg/FLAC decoder: only when needed
+                f.seek(start)
             got = f.read(count, dtype="float32", always_2d=True)
+            pos = start + len(got)
         except Exception as e:  # libsndfile raises several types for bad data
             # A failed seek means the data ends before the header says it does.
             reason = "truncated" if is_tail or "seek" in str(e).lower() else "corrupt"
-            return reason, f"decode failed at frame {start}: {_short(e)}"
+            return (reason, f"decode failed at frame {start}: {_short(e)}"), None
+        problem = _non_finite(got, start)
+        if problem is not None:
+            return problem, None
         if len(got) < count:
             reason = "truncated" if is_tail else "corrupt"
-            return reason, f"read {len(got)} of {count} frames at frame {start} (header: {frames})"
-        bad = ~np.isfinite(got)
-        if bad.any():
-            first = start + int(np.argmax(bad.any(axis=1)))
-            return "nan_or_inf", f"{int(bad.sum())} non-finite samples, first at frame {first}"
-    return None
+            return (reason, f"read {len(got)} of {count} frames at frame {start} "
+                            f"(header: {frames})"), start + len(got)  # fmt: skip
+    return None, frames
 
 
-def probe_file(path: str, *, check_frames: int = 4096, full_check: bool = False) -> dict:
-    """Metadata of one file, or why it cannot be used (keys `ok`, `reason`, `detail`)."""
+def _ogg_shortfall(row: dict, problem: tuple[str, str], decodable: int | None) -> bool:
+    """Accept an Ogg file whose data end early by at most the slack tolerance (True if so).
+
+    Only a clean early end counts: a decode error stays a reject, whatever the position.
+    """
+    frames = row["frames"]
+    if problem[0] != "truncated" or not decodable or frames - decodable > ogg_slack_tolerance(
+            frames):  # fmt: skip
+        return False
+    row.update(frames=decodable, duration=decodable / row["sample_rate"],
+               note=f"length_corrected: header {frames} frames, {decodable} decode")  # fmt: skip
+    return True
+
+
+def probe_file(path: str, *, size: int | None = None, check_frames: int = 4096,
+               full_check: bool = False) -> dict:  # fmt: skip
+    """Metadata of one file, or why it cannot be used (keys `ok`, `reason`, `detail`, `note`).
+
+    `frames` is the decodable length; `note` says when it differs from the header's.
+    `size` (bytes, from the listing) saves a stat.
+    """
     row: dict = dict(path=path, ok=True, reason=None, detail=None, sample_rate=None,
                      channels=None, frames=None, duration=None, format=None, subtype=None,
-                     size=None)  # fmt: skip
+                     size=size, note=None)  # fmt: skip
     try:
         try:
-            row["size"] = file_size(path)
-            head = read_head(path, 16) if row["size"] else b""
+            if row["size"] is None:
+                row["size"] = file_size(path)
         except OSError as e:
             return _reject(row, "unreadable", _short(e))
         if row["size"] == 0:
@@ -108,17 +157,29 @@ def probe_file(path: str, *, check_frames: int = 4096, full_check: bool = False)
                 # declared data size ("data : N (should be M)").
                 if _DATA_SHOULD_BE.search(f.extra_info or ""):
                     return _reject(row, "truncated", "data chunk is longer than the file")
-                problem = _check_frames(f, frames, check_frames, full_check)
+                # Ogg: start the tail read no later than the final page (see ogg_last_page_start)
+                tail_start = ogg_last_page_start(path, row["size"]) if f.format == "OGG" else None
+                problem, decodable = _check_frames(f, frames, check_frames, full_check,
+                                                   tail_start)  # fmt: skip
         except sf.LibsndfileError as e:
             if row["format"] is not None:  # opened, then failed: bad data, not a bad format
                 return _reject(row, "corrupt", _short(e))
-            kind = sniff(head)
-            reason = _SNIFF_REASON.get(kind, "not_audio")
-            return _reject(row, reason, f"{_short(e)} (first bytes {head[:8]!r})")
+            head = _head(path)
+            return _reject(row, _SNIFF_REASON.get(sniff(head), "not_audio"),
+                           f"{_short(e)} (first bytes {head[:8]!r})")
         except OSError as e:
             return _reject(row, "unreadable", _short(e))
-        if problem is not None:
+        if problem is not None and not (row["format"] == "OGG"
+                                        and _ogg_shortfall(row, problem, decodable)):  # fmt: skip
             return _reject(row, *problem)
         return row
     except Exception as e:  # a scan must never crash on one file
         return _reject(row, "probe_error", _short(e))
+
+
+def _head(path: str) -> bytes:
+    """First bytes of a file that failed to open (to tell unsupported formats from garbage)."""
+    try:
+        return read_head(path, 16)
+    except OSError:
+        return b""

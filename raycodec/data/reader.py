@@ -139,7 +139,12 @@ def _decode(f: sf.SoundFile, path: str, offset: int, frames: int, sample_rate: i
 
 def read_crop(path: str, *, offset: int, frames: int, sample_rate: int, channels: int,
               file_frames: int) -> np.ndarray:  # fmt: skip
-    """Decode only [offset, offset + frames) of a file as float32 [frames_read, C_src]."""
+    """Decode only [offset, offset + frames) of a file as float32 [frames_read, C_src].
+
+    Never reads past file_frames (the manifest's decodable length, which for an Ogg file with a
+    short tail is less than its header claims): the caller zero-pads a short crop.
+    """
+    frames = max(0, min(frames, file_frames - offset))
     try:
         if is_uri(path):
             with open_audio(path) as f:
@@ -151,9 +156,8 @@ def read_crop(path: str, *, offset: int, frames: int, sample_rate: int, channels
         if isinstance(e, ReadError):
             raise
         raise ReadError(f"{path}: {type(e).__name__}: {e}") from e
-    expected = min(frames, file_frames - offset)
-    if len(x) < expected:
-        raise ReadError(f"{path}: read {len(x)} of {expected} frames at {offset} (truncated?)")
+    if len(x) < frames:
+        raise ReadError(f"{path}: read {len(x)} of {frames} frames at {offset} (truncated?)")
     if not np.isfinite(x).all():
         raise ReadError(f"{path}: non-finite samples near frame {offset}")
     return x
