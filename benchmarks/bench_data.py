@@ -56,7 +56,7 @@ class CropDataset:
         j = int(np.searchsorted(self.files["cum"], rng.random() * self.files["cum"][-1]))
         sr = int(self.files["sample_rate"][j])
         return _segment(self.files["path"][j], sr, int(self.files["frames"][j]), rng,
-                        lambda x, s: torchaudio.functional.resample(x, s, SR))  # fmt: skip
+                        lambda x, s: torchaudio.functional.resample(x, s, SR))
 
 
 def bench_raycodec(manifest: str, n: int, batch_size: int) -> float:
@@ -101,7 +101,7 @@ def bench_dataloader(files: dict, n: int, batch_size: int, workers: int = 2) -> 
     import torch
 
     loader = torch.utils.data.DataLoader(CropDataset(files, n), batch_size=batch_size,
-                                         num_workers=workers, persistent_workers=False)  # fmt: skip
+                                         num_workers=workers, persistent_workers=False)
     it = iter(loader)
     next(it)  # warm-up: worker start-up excluded, like Ray's
     start, count = time.perf_counter(), 0
@@ -123,7 +123,7 @@ def bench_single(files: dict, seconds: float) -> float:
         j = int(np.searchsorted(files["cum"], rng.random() * files["cum"][-1]))
         sr = int(files["sample_rate"][j])
         _segment(files["path"][j], sr, int(files["frames"][j]), rng,
-                 lambda x, s: resampler(s, SR)(x) if s != SR else x)  # fmt: skip
+                 lambda x, s: resampler(s, SR)(x) if s != SR else x)
         count += 1
     return count / (time.perf_counter() - start)
 
@@ -148,12 +148,12 @@ def bench_single_raycodec(manifest: str, seconds: float, batch_size: int) -> flo
     files = eligible_files(manifest, segment_duration=SEG)
     plan = plan_segments(files, segment_duration=SEG, num_samples=100_000, seed=0, epoch=7)
     opts = dict(channels=CH, num_frames=int(SEG * SR), sample_rate=SR, segment_duration=SEG,
-                seed_key=seed_key(0, 7, True), max_read_retries=0, files_ref=None)  # fmt: skip
+                seed_key=seed_key(0, 7, True), max_read_retries=0, files_ref=None)
     start, count = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
         part = plan.slice(count, batch_size)
         read_segments({c: part[c].to_numpy(zero_copy_only=False) for c in part.column_names},
-                      **opts)  # fmt: skip
+                      **opts)
         count += part.num_rows
     return count / (time.perf_counter() - start)
 
@@ -216,9 +216,9 @@ def main() -> int:
     )
     t0 = time.perf_counter()
     paths = generate_collection(data_dir, args.minutes, seed=0, min_duration=args.min_duration,
-                                max_duration=args.max_duration)  # fmt: skip
+                                max_duration=args.max_duration)
     print(f"collection: {len(paths)} files, {args.minutes:g} min in {data_dir} "
-          f"({time.perf_counter() - t0:.0f}s)", flush=True)  # fmt: skip
+          f"({time.perf_counter() - t0:.0f}s)", flush=True)
     ray.init(num_cpus=args.num_cpus, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     manifest = os.path.join(data_dir, "manifest.parquet")
@@ -238,7 +238,7 @@ def main() -> int:
         loads.setdefault(key, []).append(other)
         cpu_ms.setdefault(key, []).append(1000 * own / rate)
         print(f"  {key}: {rate:.1f} segments/s, {1000 * own / rate:.2f} CPU ms/segment "
-              f"(other processes: {other:.2f} cores)", flush=True)  # fmt: skip
+              f"(other processes: {other:.2f} cores)", flush=True)
 
     run("b_read_audio", bench_read_audio, [str(q) for q in paths], args.read_audio_seconds)
     for r in range(args.rounds):
@@ -247,9 +247,9 @@ def main() -> int:
         run("c_dataloader_2w", bench_dataloader, files, args.num_samples, args.batch_size)
         run("d_single_process", bench_single, files, args.single_seconds)
         run("e_parallel_single", bench_parallel_single, files, args.single_seconds,
-            args.num_cpus)  # fmt: skip
+            args.num_cpus)
         run("d2_single_raycodec_reader", bench_single_raycodec, manifest, args.single_seconds,
-            args.batch_size)  # fmt: skip
+            args.batch_size)
     ray.shutdown()
     res = {k: float(np.median(v)) for k, v in rates.items()}
     load = {k: float(np.median(v)) for k, v in loads.items()}
@@ -270,9 +270,9 @@ def main() -> int:
              "c_dataloader_2w": "(c) torch DataLoader, 2 workers",
              "d_single_process": "(d) single process seek+read+resample",
              "d2_single_raycodec_reader": "(d2) single process, raycodec reader",
-             "e_parallel_single": f"(e) {args.num_cpus} concurrent copies of (d)"}  # fmt: skip
+             "e_parallel_single": f"(e) {args.num_cpus} concurrent copies of (d)"}
     print(f"\n{'pipeline (median of rounds)':<46} {'segments/s':>10} {'CPU ms/seg':>10} "
-          f"{'other load':>10}")  # fmt: skip
+          f"{'other load':>10}")
     for k in names:
         print(f"{names[k]:<46} {res[k]:>10.1f} {cost[k]:>10.2f} {load[k]:>8.2f} c")
     print()
@@ -295,7 +295,7 @@ def main() -> int:
                                 "channels": CH},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": sys.version.split()[0]},
-    }, indent=2))  # fmt: skip
+    }, indent=2))
     print(f"\nwrote {out}")
     return 0
 

@@ -23,7 +23,7 @@ _EXPORTS = {
         "eligible_files", "eval_segment_dataset", "plan_segments", "segment_dataset",
         "segment_dataset_from_config", "segment_kwargs_from_config",
     ],
-}  # fmt: skip
+}
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [  # literal, for static analysers; equals sorted(_WHERE)
     "AUDIO_EXTENSIONS", "InputError", "MANIFEST_SCHEMA", "REJECTS_SCHEMA", "REJECT_REASONS",
@@ -31,7 +31,7 @@ __all__ = [  # literal, for static analysers; equals sorted(_WHERE)
     "expand_inputs", "generate_collection", "plan_segments", "probe_file", "read_jsonl_manifest",
     "read_manifest", "scan_files", "segment_dataset", "segment_dataset_from_config",
     "segment_kwargs_from_config", "synth_clip",
-]  # fmt: skip
+]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real symbols
     from raycodec.data.inputs import (

@@ -26,7 +26,7 @@ from raycodec.data.audio_io import BUCKET_SCHEMES, is_uri, resolve_uri
 AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
                     ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64",
                     # listed so they get probed and reported as unsupported, not silently skipped
-                    ".m4a", ".mp4", ".aac", ".wma")  # fmt: skip
+                    ".m4a", ".mp4", ".aac", ".wma")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 PARQUET_SUFFIX = ".parquet"  # a manifest (file, or folder of shards) named as an input
 CANDIDATE_SCHEMA = pa.schema([("path", pa.string()), ("weight", pa.float64()),
@@ -179,7 +179,7 @@ def _list_local(item: str, extensions: Sequence[str]) -> tuple[list[Listed], int
 
 def _is_parquet_manifest(item: str) -> bool:
     return item.lower().rstrip("/").endswith(PARQUET_SUFFIX) and (
-        is_uri(item) or os.path.exists(item))  # fmt: skip
+        is_uri(item) or os.path.exists(item))
 
 
 def read_parquet_manifest(path: str) -> pa.Table:
@@ -193,9 +193,9 @@ def read_parquet_manifest(path: str) -> pa.Table:
     if not is_uri(path):
         base = os.path.dirname(os.path.abspath(path.rstrip("/")))
         paths = [p if is_uri(p) or os.path.isabs(p) else os.path.join(base, p)
-                 for p in table["path"].to_pylist()]  # fmt: skip
+                 for p in table["path"].to_pylist()]
         table = table.set_column(table.schema.get_field_index("path"), "path",
-                                 pa.array(paths, pa.string()))  # fmt: skip
+                                 pa.array(paths, pa.string()))
     return table
 
 
@@ -292,6 +292,6 @@ def expand_inputs(
     cols = list(zip(*rows)) if rows else [[], [], []]
     out.candidates = pa.table([pa.array(cols[0], pa.string()), pa.array(weights, pa.float64()),
                                pa.array(cols[1], pa.int64()), pa.array(cols[2], pa.int64())],
-                              schema=CANDIDATE_SCHEMA)  # fmt: skip
+                              schema=CANDIDATE_SCHEMA)
     out.seconds = time.perf_counter() - start
     return out

@@ -27,7 +27,7 @@ REJECT_REASONS = {
 }
 
 _AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"BW64", b"riff", b"fLaC", b"OggS", b"ID3", b"FORM",
-                b".snd", b"caff", b"NIST", b"wvpk")  # fmt: skip
+                b".snd", b"caff", b"NIST", b"wvpk")
 _UNSUPPORTED_MAGIC = (b"0&\xb2u", b"#!AMR", b"MThd", b".RMF")  # asf/wma, amr, midi, realmedia
 _SNIFF_REASON = {"audio": "corrupt", "unsupported": "unsupported_format"}
 _DATA_SHOULD_BE = re.compile(r"^data\s*:\s*\d+\s*\(should be", re.MULTILINE)
@@ -79,7 +79,7 @@ def _non_finite(got: np.ndarray, start: int) -> tuple[str, str] | None:
 
 
 def _check_frames(f: sf.SoundFile, frames: int, n: int, full: bool,
-                  tail_start: int | None) -> tuple[tuple[str, str] | None, int | None]:  # fmt: skip
+                  tail_start: int | None) -> tuple[tuple[str, str] | None, int | None]:
     """Decode the head and the tail (or everything): (problem or None, decodable frames).
 
     The tail is read to the end of the data from `tail_start` (default frames - n), so that the
@@ -107,7 +107,7 @@ def _check_frames(f: sf.SoundFile, frames: int, n: int, full: bool,
         if len(got) < count:
             reason = "truncated" if is_tail else "corrupt"
             return (reason, f"read {len(got)} of {count} frames at frame {start} "
-                            f"(header: {frames})"), start + len(got)  # fmt: skip
+                            f"(header: {frames})"), start + len(got)
     return None, frames
 
 
@@ -118,15 +118,15 @@ def _ogg_shortfall(row: dict, problem: tuple[str, str], decodable: int | None) -
     """
     frames = row["frames"]
     if problem[0] != "truncated" or not decodable or frames - decodable > ogg_slack_tolerance(
-            frames):  # fmt: skip
+            frames):
         return False
     row.update(frames=decodable, duration=decodable / row["sample_rate"],
-               note=f"length_corrected: header {frames} frames, {decodable} decode")  # fmt: skip
+               note=f"length_corrected: header {frames} frames, {decodable} decode")
     return True
 
 
 def probe_file(path: str, *, size: int | None = None, check_frames: int = 4096,
-               full_check: bool = False) -> dict:  # fmt: skip
+               full_check: bool = False) -> dict:
     """Metadata of one file, or why it cannot be used (keys `ok`, `reason`, `detail`, `note`).
 
     `frames` is the decodable length; `note` says when it differs from the header's.
@@ -134,7 +134,7 @@ def probe_file(path: str, *, size: int | None = None, check_frames: int = 4096,
     """
     row: dict = dict(path=path, ok=True, reason=None, detail=None, sample_rate=None,
                      channels=None, frames=None, duration=None, format=None, subtype=None,
-                     size=size, note=None)  # fmt: skip
+                     size=size, note=None)
     try:
         try:
             if row["size"] is None:
@@ -147,7 +147,7 @@ def probe_file(path: str, *, size: int | None = None, check_frames: int = 4096,
             with open_audio(path) as f:
                 sr, ch, frames = f.samplerate, f.channels, f.frames
                 row.update(sample_rate=sr, channels=ch, frames=frames, format=f.format,
-                           subtype=f.subtype)  # fmt: skip
+                           subtype=f.subtype)
                 if sr <= 0 or ch <= 0:
                     return _reject(row, "corrupt", f"bad header: sample_rate={sr} channels={ch}")
                 row["duration"] = frames / sr
@@ -160,7 +160,7 @@ def probe_file(path: str, *, size: int | None = None, check_frames: int = 4096,
                 # Ogg: start the tail read no later than the final page (see ogg_last_page_start)
                 tail_start = ogg_last_page_start(path, row["size"]) if f.format == "OGG" else None
                 problem, decodable = _check_frames(f, frames, check_frames, full_check,
-                                                   tail_start)  # fmt: skip
+                                                   tail_start)
         except sf.LibsndfileError as e:
             if row["format"] is not None:  # opened, then failed: bad data, not a bad format
                 return _reject(row, "corrupt", _short(e))
@@ -170,7 +170,7 @@ def probe_file(path: str, *, size: int | None = None, check_frames: int = 4096,
         except OSError as e:
             return _reject(row, "unreadable", _short(e))
         if problem is not None and not (row["format"] == "OGG"
-                                        and _ogg_shortfall(row, problem, decodable)):  # fmt: skip
+                                        and _ogg_shortfall(row, problem, decodable)):
             return _reject(row, *problem)
         return row
     except Exception as e:  # a scan must never crash on one file

@@ -130,7 +130,7 @@ _HANDLES = _HandleCache()
 
 
 def _decode(f: sf.SoundFile, path: str, offset: int, frames: int, sample_rate: int,
-            channels: int) -> np.ndarray:  # fmt: skip
+            channels: int) -> np.ndarray:
     if f.samplerate != sample_rate or f.channels != channels:
         raise ReadError(f"{path}: format changed since the scan")
     f.seek(offset)
@@ -138,7 +138,7 @@ def _decode(f: sf.SoundFile, path: str, offset: int, frames: int, sample_rate: i
 
 
 def read_crop(path: str, *, offset: int, frames: int, sample_rate: int, channels: int,
-              file_frames: int) -> np.ndarray:  # fmt: skip
+              file_frames: int) -> np.ndarray:
     """Decode only [offset, offset + frames) of a file as float32 [frames_read, C_src].
 
     Never reads past file_frames (the manifest's decodable length, which for an Ogg file with a
@@ -192,7 +192,7 @@ def _read_with_retries(row: dict, opts: dict) -> tuple[np.ndarray, int, dict]:
         try:
             x = read_crop(row["path"], offset=row["offset"], frames=src_frames,
                           sample_rate=row["sample_rate"], channels=row["channels"],
-                          file_frames=row["frames"])  # fmt: skip
+                          file_frames=row["frames"])
             return x, failures, row
         except ReadError as e:
             failures += 1
@@ -209,7 +209,7 @@ def _read_with_retries(row: dict, opts: dict) -> tuple[np.ndarray, int, dict]:
         (i,), (off,) = draw(files, rng, 1, opts["segment_duration"])
         row = dict(row, path=str(files["path"][i]), sample_rate=int(files["sample_rate"][i]),
                    channels=int(files["channels"][i]), frames=int(files["frames"][i]),
-                   offset=int(off))  # fmt: skip
+                   offset=int(off))
 
 
 def read_segments(batch: dict[str, np.ndarray], **opts) -> dict[str, np.ndarray]:
@@ -226,7 +226,7 @@ def read_segments(batch: dict[str, np.ndarray], **opts) -> dict[str, np.ndarray]
     # Reading in (path, offset) order keeps each file's reads together (page cache, seeks).
     for i in np.lexsort((batch["offset"], batch["path"])):
         row = {k: batch[k][i].item() if hasattr(batch[k][i], "item") else batch[k][i]
-               for k in _PLAN_KEYS}  # fmt: skip
+               for k in _PLAN_KEYS}
         x, failures[i], used = _read_with_retries(row, opts)
         used_path[i], used_offset[i] = used["path"], used["offset"] / used["sample_rate"]
         by_rate.setdefault(used["sample_rate"], []).append((i, convert_channels(x, channels)))
@@ -243,7 +243,7 @@ def read_segments(batch: dict[str, np.ndarray], **opts) -> dict[str, np.ndarray]
         idx = np.fromiter((i for i, _ in items), dtype=np.int64, count=len(items))
         audio[idx, :, :k] = stack[:, :, :k]
     out = {"audio": audio, "segment_id": batch["segment_id"].astype(np.int64),
-           "read_failures": failures}  # fmt: skip
+           "read_failures": failures}
     if opts.get("return_info"):
         out["path"] = used_path.astype(str)
         out["offset_seconds"] = used_offset

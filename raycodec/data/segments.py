@@ -30,7 +30,7 @@ def seed_key(seed: int, epoch: int, shuffle: bool) -> tuple[int, ...]:
 def eligible_files(
     manifest: str | Path | pa.Table, *, segment_duration: float, min_segment_ratio: float = 0.5,
     channels: int = 1,
-) -> dict[str, np.ndarray]:  # fmt: skip
+) -> dict[str, np.ndarray]:
     """Manifest files long enough to draw from, with cumulative draw probabilities (`cum`)."""
     table = read_manifest(manifest)
     if segment_duration <= 0:
@@ -38,7 +38,7 @@ def eligible_files(
     if not 0 <= min_segment_ratio <= 1:
         raise ValueError(f"min_segment_ratio must be in [0, 1], got {min_segment_ratio}")
     cols = {c: table[c].to_numpy(zero_copy_only=False) for c in ("sample_rate", "channels",
-                                                               "frames", "duration")}  # fmt: skip
+                                                               "frames", "duration")}
     weight = table["weight"].to_numpy(zero_copy_only=False).astype(np.float64)
     weight = np.where(np.isnan(weight), 1.0, weight)  # null weight = 1
     # audiocraft's rule: files shorter than min_segment_ratio x segment are never drawn.
@@ -65,7 +65,7 @@ def eligible_files(
 def plan_segments(
     files: dict[str, np.ndarray], *, segment_duration: float, num_samples: int, seed: int = 0,
     epoch: int = 0, shuffle: bool = True,
-) -> pa.Table:  # fmt: skip
+) -> pa.Table:
     """The (segment_id, path, sample_rate, channels, frames, offset) rows of one epoch."""
     if int(num_samples) != num_samples or num_samples < 1:
         raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
@@ -80,7 +80,7 @@ def plan_segments(
         "path": pa.array(files["path"][idx].tolist(), pa.string()),
         "sample_rate": files["sample_rate"][idx], "channels": files["channels"][idx],
         "frames": files["frames"][idx], "offset": offsets,
-    })  # fmt: skip
+    })
 
 
 def segment_dataset(
@@ -108,11 +108,11 @@ def segment_dataset(
     num_frames = int(round(segment_duration * sample_rate))
     if sample_rate <= 0 or channels < 1 or num_frames < 1:
         raise ValueError(f"bad segment spec: sample_rate={sample_rate} channels={channels} "
-                         f"segment_duration={segment_duration}")  # fmt: skip
+                         f"segment_duration={segment_duration}")
     files = eligible_files(manifest, segment_duration=segment_duration,
-                           min_segment_ratio=min_segment_ratio, channels=channels)  # fmt: skip
+                           min_segment_ratio=min_segment_ratio, channels=channels)
     plan = plan_segments(files, segment_duration=segment_duration, num_samples=num_samples,
-                         seed=seed, epoch=epoch, shuffle=shuffle)  # fmt: skip
+                         seed=seed, epoch=epoch, shuffle=shuffle)
     num_samples = plan.num_rows
     rows = rows_per_task or _rows_per_task(num_samples, batch_size, channels * num_frames * 4)
     blocks = [plan.slice(i, rows) for i in range(0, num_samples, rows)]
@@ -121,11 +121,11 @@ def segment_dataset(
         segment_duration=segment_duration, seed_key=seed_key(seed, epoch, shuffle),
         max_read_retries=max_read_retries, return_info=return_info,
         files_ref=ray.put(files),
-    )  # fmt: skip
+    )
     return ray.data.from_arrow(blocks).map_batches(
         read_segments, batch_size=batch_size, batch_format="numpy", fn_kwargs=opts,
         zero_copy_batch=True,
-    )  # fmt: skip
+    )
 
 
 def _rows_per_task(num_samples: int, batch_size: int, row_bytes: int) -> int:
@@ -160,14 +160,14 @@ def segment_kwargs_from_config(cfg: Mapping, *, split: str = "train") -> dict[st
     (`dataset.<split>.*`); sample_rate/channels may also sit at the top level."""
     kwargs: dict[str, Any] = {}
     for key in ("segment_duration", "num_samples", "min_segment_ratio", "sample_rate", "channels",
-                "batch_size", "shuffle", "seed"):  # fmt: skip
+                "batch_size", "shuffle", "seed"):
         value = _get(cfg, f"dataset.{split}.{key}", _get(cfg, f"dataset.{key}", None))
         if value is None and key in ("sample_rate", "channels", "seed"):
             value = _get(cfg, key, None)
         if value is not None:
             kwargs[key] = value
     missing = [k for k in ("segment_duration", "num_samples", "sample_rate", "channels")
-               if k not in kwargs]  # fmt: skip
+               if k not in kwargs]
     if missing:
         raise ValueError(f"config lacks {', '.join('dataset.' + k for k in missing)}")
     kwargs.setdefault("shuffle", split == "train")

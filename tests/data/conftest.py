@@ -65,7 +65,7 @@ def bad_files(tmp_path_factory) -> dict[str, str]:
 
 
 def write_tone(path: Path, *, freq: float, sr: int, seconds: float, channels: int = 1,
-               subtype: str | None = None) -> Path:  # fmt: skip
+               subtype: str | None = None) -> Path:
     """A sine of `freq` Hz at 0.5 amplitude (the same in every channel)."""
     t = np.arange(int(seconds * sr)) / sr
     x = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)

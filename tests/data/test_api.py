@@ -19,6 +19,6 @@ def test_import_is_light_and_cli_modules_run_cleanly():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.split() == ["False", "False"]
     r = subprocess.run([sys.executable, "-m", "raycodec.data.manifest", "--help"],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "--out" in r.stdout
     assert "RuntimeWarning" not in r.stderr

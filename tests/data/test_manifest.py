@@ -51,7 +51,7 @@ def test_good_files_in_manifest_with_correct_metadata(scan, good_dir):
     for name, row in rows.items():
         info = sf.info(str(good_dir / name))
         assert (row["sample_rate"], row["channels"], row["frames"]) == (
-            info.samplerate, info.channels, info.frames)  # fmt: skip
+            info.samplerate, info.channels, info.frames)
         assert row["duration"] == pytest.approx(info.frames / info.samplerate)
         assert (row["format"], row["subtype"]) == (info.format, info.subtype)
         assert row["size"] == (good_dir / name).stat().st_size
@@ -137,7 +137,7 @@ def test_read_manifest_validates(tmp_path):
 
 def _cli(*args, timeout=420):
     return subprocess.run([sys.executable, "-m", "raycodec.data.manifest", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_cli_bad_arguments_exit_cleanly(tmp_path):

@@ -39,7 +39,7 @@ def _by_id(ds) -> dict[int, np.ndarray]:
 @pytest.mark.parametrize(("sample_rate", "channels"), [(24000, 1), (16000, 2)])
 def test_segment_shape_rate_channels(manifest, sample_rate, channels):
     ds = segment_dataset(manifest, segment_duration=SEG, sample_rate=sample_rate,
-                         channels=channels, num_samples=24, seed=0)  # fmt: skip
+                         channels=channels, num_samples=24, seed=0)
     batches = list(ds.iter_torch_batches(batch_size=8))
     assert sum(len(b["audio"]) for b in batches) == 24
     for b in batches:
@@ -82,7 +82,7 @@ def test_draws_proportional_to_duration_times_weight(tmp_path, ray_local):
     table = pa.table({"path": ["a", "b", "c", "short"], "sample_rate": [24000] * 4,
                       "channels": [1] * 4, "frames": [240000, 240000, 480000, 2400],
                       "duration": [10.0, 10.0, 20.0, 0.1],
-                      "weight": [1.0, 3.0, None, 1.0]})  # fmt: skip
+                      "weight": [1.0, 3.0, None, 1.0]})
     files = eligible_files(table, segment_duration=1.0, min_segment_ratio=0.5)
     assert list(files["path"]) == ["a", "b", "c"]  # 0.1 s < 0.5 x 1 s: never drawn
     plan = plan_segments(files, segment_duration=1.0, num_samples=20000, seed=0)
@@ -100,7 +100,7 @@ def test_resampling_keeps_a_sine_frequency(ray_local, tmp_path, src_rate):
     write_tone(tmp_path / "tone.flac", freq=1000.0, sr=src_rate, seconds=3.0, subtype="PCM_24")
     build_manifest([tmp_path], out=tmp_path / "m.parquet")
     ds = segment_dataset(tmp_path / "m.parquet", segment_duration=0.5, sample_rate=24000,
-                         channels=1, num_samples=4, seed=0)  # fmt: skip
+                         channels=1, num_samples=4, seed=0)
     for row in ds.take_all():
         x = row["audio"][0]
         assert x.shape == (12000,)
@@ -111,7 +111,7 @@ def test_resampling_keeps_a_sine_frequency(ray_local, tmp_path, src_rate):
 
 
 @pytest.mark.parametrize(("src", "dst"), [(44100, 24000), (48000, 24000), (16000, 24000),
-                                          (22050, 16000)])  # fmt: skip
+                                          (22050, 16000)])
 def test_resample_matches_torchaudio(src, dst):
     x = torch.randn(5, 3001)
     ref = torchaudio.functional.resample(x, src, dst)
@@ -147,7 +147,7 @@ def test_channel_conversion_and_padding(ray_local, tmp_path):
 
 def test_streaming_split_two_workers_disjoint_equal(manifest):
     ds = segment_dataset(manifest, segment_duration=SEG, sample_rate=24000, channels=1,
-                         num_samples=40, seed=2, batch_size=4)  # fmt: skip
+                         num_samples=40, seed=2, batch_size=4)
     shards = ds.streaming_split(2, equal=True)
     seen: list[list[int]] = [[], []]
 
@@ -190,10 +190,10 @@ def test_deleted_or_truncated_file_is_replaced_and_counted(ray_local, tmp_path):
 def test_config_builder(manifest):
     cfg = {"sample_rate": 16000, "channels": 1,
            "dataset": {"segment_duration": SEG, "num_samples": 10, "min_segment_ratio": 0.5,
-                       "manifest": str(manifest), "valid": {"num_samples": 6}}}  # fmt: skip
+                       "manifest": str(manifest), "valid": {"num_samples": 6}}}
     kw = segment_kwargs_from_config(cfg, split="train")
     assert kw == {"segment_duration": SEG, "num_samples": 10, "min_segment_ratio": 0.5,
-                  "sample_rate": 16000, "channels": 1, "shuffle": True}  # fmt: skip
+                  "sample_rate": 16000, "channels": 1, "shuffle": True}
     assert segment_kwargs_from_config(cfg, split="valid")["num_samples"] == 6
     assert segment_kwargs_from_config(cfg, split="valid")["shuffle"] is False
     ds = segment_dataset_from_config(cfg, split="valid")
@@ -208,10 +208,10 @@ def test_config_builder(manifest):
 def test_bad_arguments_raise_clear_errors(manifest):
     with pytest.raises(ValueError, match="no file in the manifest"):
         segment_dataset(manifest, segment_duration=600.0, sample_rate=24000, channels=1,
-                        num_samples=4)  # fmt: skip
+                        num_samples=4)
     with pytest.raises(ValueError, match="num_samples"):
         segment_dataset(manifest, segment_duration=SEG, sample_rate=24000, channels=1,
-                        num_samples=0)  # fmt: skip
+                        num_samples=0)
     with pytest.raises(FileNotFoundError):
         segment_dataset("/nonexistent/m.parquet", segment_duration=SEG, sample_rate=24000,
-                        channels=1, num_samples=4)  # fmt: skip
+                        channels=1, num_samples=4)

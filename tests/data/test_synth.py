@@ -82,14 +82,14 @@ def test_synth_cli(tmp_path):
         [sys.executable, "-m", "raycodec.data.synth", str(out), "--minutes", "0.05",
          "--min-duration", "0.2", "--max-duration", "1.0"],
         capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    )
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout
     assert len(list(out.iterdir())) >= 3
     bad = subprocess.run(
         [sys.executable, "-m", "raycodec.data.synth", str(out), "--minutes", "-1"],
         capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    )
     assert bad.returncode == 2
     assert "error:" in bad.stderr and "Traceback" not in bad.stderr
 
