@@ -159,8 +159,48 @@ def test_cli_scan_writes_outputs(tmp_path, good_dir):
     r = _cli(d, "--out", out)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"{len(bad)} rejected" in r.stdout
-    assert "probed" in r.stderr  # progress display
+    assert "probed" in r.stderr and "ETA" in r.stderr  # progress display
+    assert "start-up:" in r.stderr and "files/s" in r.stdout  # both figures
     m = pq.read_table(out)
     rejects = pq.read_table(out.with_suffix(".rejects.parquet"))
     assert m.num_rows == len(list(good_dir.iterdir()))
     assert dict(zip(rejects["path"].to_pylist(), rejects["reason"].to_pylist())) == bad
+
+
+def test_rescan_reuses_unchanged_entries(ray_local, tmp_path, good_dir):
+    d = tmp_path / "grow"
+    shutil.copytree(good_dir, d)
+    first = build_manifest([d], out=tmp_path / "m.parquet")
+    assert first.reused == 0 and first.probed == first.manifest.num_rows
+    new = d / "new.wav"
+    sf.write(new, [0.1] * 8000, 16000)
+    changed = sorted(d.glob("*.wav"))[0]
+    sf.write(changed, [0.2] * 12000, 16000)  # rewritten: new size and mtime, probed again
+    second = build_manifest([d], out=tmp_path / "m.parquet", previous=[tmp_path / "m.parquet"])
+    assert second.probed == 2 and second.reused == first.manifest.num_rows - 1
+    rows = {r["path"]: r for r in second.manifest.to_pylist()}
+    assert rows[str(changed)]["frames"] == 12000 and rows[str(new)]["frames"] == 8000
+    fresh = build_manifest([d]).manifest  # the same manifest as a full probe gives
+    assert second.manifest.drop_columns(["mtime_ns"]).equals(fresh.drop_columns(["mtime_ns"]))
+
+
+def test_parquet_manifest_as_input_is_the_manifest(ray_local, tmp_path, good_dir):
+    """A manifest named where audio is expected (dataset.path=m.parquet): its files, reused."""
+    build_manifest([good_dir], out=tmp_path / "m.parquet")
+    result = build_manifest([tmp_path / "m.parquet"])
+    assert result.reused == len(list(good_dir.iterdir())) and result.probed == 0
+    assert result.manifest.equals(read_manifest(tmp_path / "m.parquet").select(
+        result.manifest.column_names))
+    pq.write_table(MANIFEST_SCHEMA.empty_table().drop_columns(["frames"]), tmp_path / "x.parquet")
+    with pytest.raises(InputError, match="not a usable manifest"):
+        expand_inputs([tmp_path / "x.parquet"])
+
+
+def test_large_manifest_written_as_shards(ray_local, tmp_path, good_dir):
+    out = tmp_path / "m.parquet"
+    result = build_manifest([good_dir], out=out, shard_rows=4)
+    shards = -(-result.manifest.num_rows // 4)
+    assert out.is_dir() and len(list(out.glob("part-*.parquet"))) == shards
+    assert read_manifest(out).sort_by("path").equals(result.manifest)
+    build_manifest([good_dir], out=out)  # back to one file
+    assert out.is_file()
