@@ -142,3 +142,31 @@ def test_source_content_is_part_of_the_signature(tmp_path):
                               rng_state(), cfg_yaml(load_config("debug")), "x")
     assert experiment_signature(same, load_init(same).digest) != a
     assert experiment_signature(load_config("debug")) != a
+
+
+def test_finetuning_job_runs_and_evaluates_in_the_background(ray_local, tmp_path):
+    from aim import Repo
+    from aim.storage.context import Context
+
+    from raycodec.data import generate_collection
+    from tests.tracking.test_aim_tracker import reindex
+
+    run, _ = _trained(tmp_path)
+    exported = tmp_path / "exported.th"
+    assert main(["export", str(run), str(exported), "--format", "audiocraft"]) == 0
+    audio = tmp_path / "audio"
+    generate_collection(audio, minutes=0.2, seed=0, max_duration=4.0)
+    cfg = load_config("debug", [f"continue_from={exported}", f"dataset.path={audio}",
+                                f"ray.storage_path={tmp_path / 'results'}", "ray.num_workers=1",
+                                "optim.epochs=1", "tracking.audio_every=0", "evaluate.every=1",
+                                "evaluate.num_files=1", "dataset.evaluate.bandwidths=[6]"])
+    result = train(cfg)
+    assert result.error is None and result.metrics["step"] == 8
+    assert result.metrics["valid_si_snr_db_6kbps"] == result.metrics["valid_si_snr_db_6kbps"]
+    assert train(cfg) is None  # the same command again: finished, resuming wins
+    repo = str(tmp_path / "results" / "aim")
+    reindex(repo)
+    (aim_run,) = list(Repo.from_path(repo).iter_runs())
+    evaluated = aim_run.get_metric("stoi_6kbps", Context({"subset": "evaluate"}))
+    assert evaluated is not None and len(evaluated.values.values_list()) == 1
+    assert aim_run.get_metric("bandwidth_6kbps", Context({"subset": "valid"})) is None

@@ -39,7 +39,8 @@ def test_two_worker_run_reports_checkpoints_and_tracks(ray_local, audio_dir, tmp
     metrics = result.metrics
     assert metrics["epoch"] == 2 and metrics["step"] == 16
     for key in ("train_g_loss", "train_d_loss", "train_msspec", "valid_sisnr", "valid_mel",
-                "valid_msspec", "valid_sisnr_6kbps", "valid_codebook_usage_24kbps"):
+                "valid_msspec", "valid_adv_msstftd", "valid_si_snr_db", "valid_si_snr_db_6kbps",
+                "valid_mel_6kbps", "valid_codebook_usage_24kbps"):
         assert key in metrics and metrics[key] == metrics[key], key  # present and not NaN
     state = load_checkpoint(result.checkpoint.path)
     assert state["epoch"] == 2 and set(state["solver"]) >= {"model", "optimizer", "adv_losses",
