@@ -14,9 +14,11 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, start/connect Ray, run the evaluation, print the Markdown table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder, its state.pt, "
-                   "`encodec` .th or audiocraft checkpoint")
-    p.add_argument("--preset", default="encodec_24khz", help="model preset for a .th or audiocraft file")
+    p.add_argument("--checkpoint", required=True,
+                   help="run folder, checkpoint folder, its state.pt, `encodec` .th or "
+                        "audiocraft checkpoint")
+    p.add_argument("--preset", default="encodec_24khz",
+                   help="model preset for a .th or audiocraft file")
     p.add_argument("--data", required=True, help="Parquet manifest")
     p.add_argument("--bandwidths", type=float, nargs="+", default=[1.5, 3.0, 6.0, 12.0, 24.0])
     p.add_argument("--out", default="results/evaluate")

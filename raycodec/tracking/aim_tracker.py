@@ -34,6 +34,17 @@ def resolve_repo(repo: str | os.PathLike) -> str:
     return str(path)
 
 
+def find_run(repo: str, experiment: str, name: str) -> str | None:
+    """Hash of the Aim run named `name` in `experiment` (the one lookup every caller uses)."""
+    import aim
+
+    # Names and experiments are queryable at once; params only after Aim reindexes.
+    query = f"run.name == '{name}' and run.experiment == '{experiment}'"
+    runs = aim.Repo.from_path(repo, init=True).query_runs(query, report_mode=0).iter_runs()
+    hashes = [c.run.hash for c in runs]
+    return hashes[0] if hashes else None
+
+
 def _safe(method):
     """Turn tracker errors into warnings: tracking hiccups must not stop training."""
     @functools.wraps(method)
@@ -77,13 +88,7 @@ class AimTracker:
         self._set_identity(hparams)
 
     def _find_run_hash(self) -> str | None:
-        import aim
-
-        repo = aim.Repo.from_path(self.repo, init=True)
-        # Names and experiments are queryable at once; params only after Aim reindexes.
-        query = f"run.name == '{self.signature}' and run.experiment == '{self.experiment}'"
-        hashes = [c.run.hash for c in repo.query_runs(query, report_mode=0).iter_runs()]
-        return hashes[0] if hashes else None
+        return find_run(self.repo, self.experiment, self.signature)
 
     @_safe
     def _set_identity(self, hparams: Mapping | None) -> None:

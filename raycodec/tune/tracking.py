@@ -14,19 +14,11 @@ import warnings
 
 from ray import tune
 
+from raycodec.tracking.aim_tracker import find_run
 from raycodec.tune.spec import trial_config
 from raycodec.tune.trial import COMPLETED, ERRORED, nested, trial_status
 
 STATUS_FILE = "aim_status.json"
-
-
-def _find_run(repo: str, experiment: str, trial_id: str) -> str | None:
-    import aim
-
-    query = f"run.name == '{trial_id}' and run.experiment == '{experiment}'"
-    runs = aim.Repo.from_path(repo, init=True).query_runs(query, report_mode=0).iter_runs()
-    hashes = [c.run.hash for c in runs]
-    return hashes[0] if hashes else None
 
 
 def _open_run(repo: str, experiment: str, trial_id: str):
@@ -34,7 +26,7 @@ def _open_run(repo: str, experiment: str, trial_id: str):
     import aim
 
     kwargs = dict(repo=repo, system_tracking_interval=None, capture_terminal_logs=False)
-    found = _find_run(repo, experiment, trial_id)
+    found = find_run(repo, experiment, trial_id)
     if found is None:
         run = aim.Run(experiment=experiment, **kwargs)
         run.name = trial_id

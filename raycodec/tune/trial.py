@@ -39,8 +39,8 @@ def trial_run(context: dict, cfg: DictConfig, trial_id: str, sampled: dict) -> d
         "signature": trial_id, "name": trial_id, "storage_path": storage,
         "run_dir": os.path.join(storage, trial_id), "aim_repo": context["aim_repo"],
         "aim_params": {"sweep": context["name"], "trial_id": trial_id,
-                       "sampled": nested(sampled), "config_signature": experiment_signature(cfg, context.get("init_digest")),
-                       "status": "running"},
+                       "sampled": nested(sampled), "status": "running",
+                       "config_signature": experiment_signature(cfg, context.get("init_digest"))},
     }
 
 
