@@ -354,7 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # (another job's or a test session's) would share its CPUs unexpectedly. No dashboard:
         # a scan needs none, and it costs seconds of start-up and a core's share on small hosts.
         address = args.address or os.environ.get("RAY_ADDRESS") or "local"
-        kw = dict(include_dashboard=False) if address == "local" else {}
+        kw = {}
+        if address == "local":  # CPUs this process may use (taskset, cpusets), not the host's
+            kw = dict(include_dashboard=False, num_cpus=len(os.sched_getaffinity(0)))
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, **kw)
     ray.data.DataContext.get_current().enable_progress_bars = False  # ours is simpler
     logging.getLogger("ray.data").setLevel(logging.ERROR)

@@ -11,6 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from raycodec.data.audio_io import file_size, ogg_last_page_start, open_audio, read_head
+from raycodec.data.reader import read_float
 
 # Why a file cannot be used; the rejects Parquet file's `reason` column takes these values.
 REJECT_REASONS = {
@@ -95,7 +96,7 @@ def _check_frames(f: sf.SoundFile, frames: int, n: int, full: bool,
         try:
             if start != pos:  # a seek restarts an Ogg/FLAC decoder: only when needed
                 f.seek(start)
-            got = f.read(count, dtype="float32", always_2d=True)
+            got = read_float(f, count)  # f.read() would seek after reading: a decoder restart
             pos = start + len(got)
         except Exception as e:  # libsndfile raises several types for bad data
             # A failed seek means the data ends before the header says it does.

@@ -76,7 +76,7 @@ def convert_channels(x: np.ndarray, channels: int) -> np.ndarray:
     raise ValueError(f"cannot convert {src} channels to {channels}")
 
 
-def _read_float(f: sf.SoundFile, frames: int) -> np.ndarray:
+def read_float(f: sf.SoundFile, frames: int) -> np.ndarray:
     """f.read(frames, dtype='float32', always_2d=True) without soundfile's position bookkeeping.
 
     SoundFile.read() calls tell() and then seek(tell + frames) after every read; on FLAC and
@@ -134,7 +134,7 @@ def _decode(f: sf.SoundFile, path: str, offset: int, frames: int, sample_rate: i
     if f.samplerate != sample_rate or f.channels != channels:
         raise ReadError(f"{path}: format changed since the scan")
     f.seek(offset)
-    return _read_float(f, frames)
+    return read_float(f, frames)
 
 
 def read_crop(path: str, *, offset: int, frames: int, sample_rate: int, channels: int,
