@@ -19,6 +19,8 @@ time ratio compares two implementations of one computation.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,11 +35,13 @@ def _msstftd_forward(disc: MultiScaleSTFTDiscriminator, x: torch.Tensor):
     """audiocraft's MultiScaleSTFTDiscriminator.forward: torchaudio STFT, contiguous layout."""
     logits, fmaps = [], []
     for sub in disc.discriminators:
+        activation = copy.copy(sub.activation)
+        activation.inplace = False  # audiocraft's activations allocate their outputs
         z = sub.spec_transform(x)  # [B, C, freq, frames], complex
         z = torch.cat([z.real, z.imag], dim=1).transpose(-1, -2)  # [B, 2C, frames, freq]
         fmap = []
         for conv in sub.convs:
-            z = sub.activation(conv(z))
+            z = activation(conv(z))
             fmap.append(z)
         logits.append(sub.conv_post(z))
         fmaps.append(fmap)

@@ -7,9 +7,10 @@
 The headline is the MEDIAN WHOLE STEP over `--steps` timed steps. Next to it: the anchor,
 audiocraft's `run_step` replayed on the same modules (`audiocraft_step.py`), timed in the same
 process with its steps interleaved with raycodec's so that load from other jobs hits both alike;
-the ratio raycodec / audiocraft is the figure to quote. Per-phase minima (forward,
-discriminator, losses, info_losses, loss_grads, balancer, backward, optimizer) show where the
-time goes; their sum is not a step anyone runs.
+the ratio raycodec / audiocraft is the figure to quote. The CPU seconds (user + system) of each
+step are printed too: on a loaded machine their ratio is steadier than the wall-time one.
+Per-phase minima (forward, discriminator, losses, info_losses, loss_grads, balancer,
+backward, optimizer) show where the time goes; their sum is not a step anyone runs.
 
 `--autocast bf16` / `--compile` time that variant; `--check-steps N` then also runs N steps of
 the variant and of fp32 eager from the same weights and batches and prints their metrics side
@@ -32,7 +33,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from audiocraft_step import AudiocraftStep  # noqa: E402
-from step_check import compare_metrics, format_comparison, make_step  # noqa: E402
+from step_check import compare_metrics, format_comparison, init_codebooks, make_step  # noqa: E402
 
 from raycodec.train import PhaseTimer  # noqa: E402
 
@@ -59,6 +60,13 @@ def _fused_vjp_seconds(step, x: torch.Tensor, reps: int = 3) -> tuple[float, flo
     return min(per_loss), min(fused)
 
 
+def _cpu(since: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(user, system) CPU seconds of this process, or their increase `since` a reading."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    now = (r.ru_utime, r.ru_stime)
+    return now if since is None else (now[0] - since[0], now[1] - since[1])
+
+
 def _sync(device: torch.device):
     return torch.cuda.synchronize if device.type == "cuda" else None
 
@@ -81,7 +89,9 @@ def bench_preset(preset: str, batch: int, seconds: float, steps: int, warmup: in
     x = 0.1 * torch.randn(batch, channels, int(seconds * sample_rate),
                           generator=torch.Generator().manual_seed(0)).to(dev)
     rng, ref_rng = torch.Generator().manual_seed(1234), torch.Generator().manual_seed(1234)
-    for i in range(warmup):  # k-means init, first-call allocations, compilation
+    for s in [step] + ([ref.step] if ref is not None else []):
+        init_codebooks(s, x)
+    for i in range(warmup):  # first-call allocations, compilation
         step(x, i, rng)
         if ref is not None:
             ref(x, i, ref_rng)
@@ -95,16 +105,16 @@ def bench_preset(preset: str, batch: int, seconds: float, steps: int, warmup: in
             if who == "ref" and ref is None:
                 continue
             sync()
-            start = time.perf_counter()
+            start, cpu0 = time.perf_counter(), _cpu()
             if who == "ours":
                 timer = step.timer = PhaseTimer(sync=_sync(dev))
                 metrics = step(x, warmup + i, rng)
                 sync()
-                runs.append((time.perf_counter() - start, dict(timer.totals)))
+                runs.append((time.perf_counter() - start, dict(timer.totals), _cpu(cpu0)))
             else:
                 ref(x, warmup + i, ref_rng)
                 sync()
-                ref_runs.append(time.perf_counter() - start)
+                ref_runs.append((time.perf_counter() - start, _cpu(cpu0)))
     step.timer = PhaseTimer()
     median = statistics.median(r[0] for r in runs)
     phases = {p: min(r[1].get(p, 0.0) for r in runs) for p in PHASES}
@@ -121,10 +131,15 @@ def bench_preset(preset: str, batch: int, seconds: float, steps: int, warmup: in
         "phase_minima_sum_s": sum(phases.values()),
         "skipped": metrics["skipped"],
     }
+    out["median_cpu_s"] = statistics.median(sum(r[2]) for r in runs)
+    out["median_sys_s"] = statistics.median(r[2][1] for r in runs)
     if ref is not None:
-        out["anchor_median_step_s"] = statistics.median(ref_runs)
-        out["anchor_all_steps_s"] = ref_runs
+        out["anchor_median_step_s"] = statistics.median(r[0] for r in ref_runs)
+        out["anchor_all_steps_s"] = [r[0] for r in ref_runs]
         out["ratio_to_anchor"] = median / out["anchor_median_step_s"]
+        out["anchor_median_cpu_s"] = statistics.median(sum(r[1]) for r in ref_runs)
+        out["anchor_median_sys_s"] = statistics.median(r[1][1] for r in ref_runs)
+        out["cpu_ratio_to_anchor"] = out["median_cpu_s"] / out["anchor_median_cpu_s"]
     if vjp:
         per_loss, fused = _fused_vjp_seconds(step, x)
         out["loss_grads_vs_fused_vjp_s"] = {"per_loss": per_loss, "fused": fused}
@@ -143,6 +158,12 @@ def _table(results: list[dict]) -> str:
         if "anchor_median_step_s" in r else "-")
     row("ratio raycodec/audiocraft", lambda r: f"{r['ratio_to_anchor']:.3f}"
         if "ratio_to_anchor" in r else "-")
+    row("median CPU s (user+sys)",
+        lambda r: f"{r['median_cpu_s']:.2f} (sys {r['median_sys_s']:.2f})")
+    row("anchor CPU s (user+sys)", lambda r: f"{r['anchor_median_cpu_s']:.2f} "
+        f"(sys {r['anchor_median_sys_s']:.2f})" if "anchor_median_cpu_s" in r else "-")
+    row("CPU-time ratio", lambda r: f"{r['cpu_ratio_to_anchor']:.3f}"
+        if "cpu_ratio_to_anchor" in r else "-")
     row("audio-seconds per second", lambda r: f"{r['audio_s_per_s']:.2f}")
     row("peak memory", lambda r: f"{r['peak_memory_mb']:.0f} MB")
     lines.append("per-phase minima:")

@@ -35,6 +35,21 @@ def make_step(preset: str, device: str = "cpu", autocast: str | None = None,
     return build_step(model, cfg, device)
 
 
+@torch.no_grad()
+def init_codebooks(step: GANStep, x: torch.Tensor) -> None:
+    """Run k-means for every codebook now: with quantizer dropout a codebook is initialised the
+    first time a step reaches it, which would land 50 k-means iterations in a timed step."""
+    quantizer = getattr(step.raw_model, "quantizer", None)
+    if quantizer is None:
+        return
+    dropout, quantizer.q_dropout = quantizer.q_dropout, False
+    active, quantizer.n_q_active = quantizer.n_q_active, quantizer.n_q
+    try:
+        step.raw_model(x)
+    finally:
+        quantizer.q_dropout, quantizer.n_q_active = dropout, active
+
+
 def batches(n: int, batch: int, channels: int, length: int, sample_rate: int, seed: int = 0):
     """`n` reproducible batches: a random chord plus noise, as in speech/music amplitudes."""
     gen = torch.Generator().manual_seed(seed)

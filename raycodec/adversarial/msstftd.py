@@ -28,6 +28,16 @@ def _same_padding(kernel_size: Sequence[int], dilation: Sequence[int] = (1, 1)) 
     return tuple(((k - 1) * d) // 2 for k, d in zip(kernel_size, dilation))  # type: ignore
 
 
+def _inplace(activation: nn.Module) -> nn.Module:
+    """Switch ReLU/ELU/LeakyReLU (slope >= 0) to in-place: each follows a conv whose output
+    nothing else reads, and their backward needs only the result. Same values, half the
+    activation memory and allocations of the discriminator."""
+    slope = getattr(activation, "negative_slope", 0.0)
+    if isinstance(activation, (nn.ReLU, nn.ELU, nn.LeakyReLU)) and slope >= 0:
+        activation.inplace = True
+    return activation
+
+
 class DiscriminatorSTFT(nn.Module):
     """One STFT scale: complex spectrogram as [B, 2C, time, freq] through 2D convs."""
 
@@ -55,7 +65,9 @@ class DiscriminatorSTFT(nn.Module):
                 f"msstftd: expected 2D kernel_size and stride, got {kernel_size}, {stride}"
             )
         self.in_channels = in_channels
-        self.activation = make_activation(activation, activation_params or {"negative_slope": 0.2})
+        self.activation = _inplace(
+            make_activation(activation, activation_params or {"negative_slope": 0.2})
+        )
         self.spec_transform = Spectrogram(
             n_fft=n_fft, hop_length=hop_length, win_length=win_length, window_fn=torch.hann_window,
             normalized=normalized, center=False, power=None,

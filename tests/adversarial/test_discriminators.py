@@ -1,5 +1,6 @@
 """Discriminators: output convention, audiocraft checkpoint layout (old weight norm keys)."""
 
+import copy
 import warnings
 
 import pytest
@@ -158,3 +159,27 @@ def test_stft_scale_matches_torchaudio_and_contiguous_convs():
         z = disc.activation(conv(z))
         assert torch.allclose(fmap, z, atol=1e-5)
     assert torch.allclose(logits, disc.conv_post(z), atol=1e-5)
+
+
+def test_msstftd_inplace_activations_change_nothing():
+    """In-place LeakyReLU after each conv: same logits, feature maps and input gradients."""
+    torch.manual_seed(0)
+    disc = MultiScaleSTFTDiscriminator(filters=4, n_ffts=[128, 64], hop_lengths=[32, 16],
+                                       win_lengths=[128, 64])
+    assert all(d.activation.inplace for d in disc.discriminators)
+    plain = copy.deepcopy(disc)
+    for d in plain.discriminators:
+        d.activation.inplace = False
+    x = torch.randn(2, 1, 2000)
+    outputs = []
+    for model in (disc, plain):
+        xi = x.clone().requires_grad_(True)
+        logits, fmaps = model(xi)
+        loss = sum(logit.square().mean() for logit in logits)
+        loss = loss + sum(f.abs().mean() for fmap in fmaps for f in fmap)
+        loss.backward()
+        outputs.append((logits, fmaps, xi.grad))
+    (la, fa, ga), (lb, fb, gb) = outputs
+    assert all(torch.equal(a, b) for a, b in zip(la, lb))
+    assert all(torch.equal(a, b) for fa_, fb_ in zip(fa, fb) for a, b in zip(fa_, fb_))
+    assert torch.equal(ga, gb)
