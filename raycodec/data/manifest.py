@@ -356,7 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         address = args.address or os.environ.get("RAY_ADDRESS") or "local"
         kw = {}
         if address == "local":  # CPUs this process may use (taskset, cpusets), not the host's
-            kw = dict(include_dashboard=False, num_cpus=len(os.sched_getaffinity(0)))
+            cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+            kw = dict(include_dashboard=False, num_cpus=len(cpus) if cpus else None)
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, **kw)
     ray.data.DataContext.get_current().enable_progress_bars = False  # ours is simpler
     logging.getLogger("ray.data").setLevel(logging.ERROR)
