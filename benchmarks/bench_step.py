@@ -7,8 +7,10 @@
 The headline is the MEDIAN WHOLE STEP over `--steps` timed steps. Next to it: the anchor,
 audiocraft's `run_step` replayed on the same modules (`audiocraft_step.py`), timed in the same
 process with its steps interleaved with raycodec's so that load from other jobs hits both alike;
-the ratio raycodec / audiocraft is the figure to quote. The CPU seconds (user + system) of each
-step are printed too: on a loaded machine their ratio is steadier than the wall-time one.
+the ratio raycodec / audiocraft is the figure to quote. The anchor's steps run with glibc's
+malloc defaults, raycodec's with the settings GANStep applies (raycodec/train/allocator.py).
+The CPU seconds (user + system) of each step are printed too: on a loaded machine their ratio
+is steadier than the wall-time one.
 Per-phase minima (forward, discriminator, losses, info_losses, loss_grads, balancer,
 backward, optimizer) show where the time goes; their sum is not a step anyone runs.
 
@@ -36,6 +38,7 @@ from audiocraft_step import AudiocraftStep  # noqa: E402
 from step_check import compare_metrics, format_comparison, init_codebooks, make_step  # noqa: E402
 
 from raycodec.train import PhaseTimer  # noqa: E402
+from raycodec.train.allocator import tune_malloc  # noqa: E402
 
 PHASES = ["forward", "discriminator", "losses", "info_losses", "loss_grads", "balancer",
           "backward", "optimizer"]
@@ -80,9 +83,11 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 def bench_preset(preset: str, batch: int, seconds: float, steps: int, warmup: int,
                  device: str, autocast: str | None = None, compile: bool = False,
-                 anchor: bool = True, vjp: bool = False) -> dict:
+                 anchor: bool = True, vjp: bool = False, compile_backend: str | None = None
+                 ) -> dict:
     """Time `steps` GAN steps of `preset` (and of the audiocraft anchor, interleaved)."""
-    step = make_step(preset, device, autocast=autocast, compile=compile)
+    step = make_step(preset, device, autocast=autocast, compile=compile,
+                     compile_backend=compile_backend)
     dev = next(step.raw_model.parameters()).device
     ref = AudiocraftStep(make_step(preset, device)) if anchor else None
     sample_rate, channels = step.raw_model.sample_rate, step.raw_model.channels
@@ -104,6 +109,8 @@ def bench_preset(preset: str, batch: int, seconds: float, steps: int, warmup: in
         for who in order:
             if who == "ref" and ref is None:
                 continue
+            # audiocraft's process runs with glibc's malloc defaults; GANStep tunes them.
+            tune_malloc(who == "ours" and dev.type == "cpu")
             sync()
             start, cpu0 = time.perf_counter(), _cpu()
             if who == "ours":

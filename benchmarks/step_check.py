@@ -23,16 +23,22 @@ AUTOCAST = {"bf16": "bfloat16"}
 
 
 def make_step(preset: str, device: str = "cpu", autocast: str | None = None,
-              compile: bool = False, seed: int = 0) -> GANStep:
-    """A GANStep for `preset` with audiocraft's solver defaults; same `seed`, same weights."""
+              compile: bool = False, seed: int = 0, compile_backend: str | None = None
+              ) -> GANStep:
+    """A GANStep for `preset` with audiocraft's solver defaults; same `seed`, same weights.
+
+    `compile_backend` (e.g. aot_eager) replaces inductor: CPU tests trace the compile path
+    without minutes of C++ code generation."""
     if autocast is not None and autocast not in AUTOCAST:
         raise ValueError(f"autocast: expected one of {sorted(AUTOCAST)}, got {autocast!r}")
     torch.manual_seed(seed)
     model = build_model(preset)
-    cfg = load_config(None, [f"sample_rate={model.sample_rate}", f"channels={model.channels}",
-                             f"autocast={autocast is not None}", f"compile={compile}",
-                             f"autocast_dtype={AUTOCAST.get(autocast, 'bfloat16')}"])
-    return build_step(model, cfg, device)
+    overrides = [f"sample_rate={model.sample_rate}", f"channels={model.channels}",
+                 f"autocast={autocast is not None}", f"compile={compile}",
+                 f"autocast_dtype={AUTOCAST.get(autocast, 'bfloat16')}"]
+    if compile_backend:
+        overrides.append(f"compile_kwargs={{backend: {compile_backend}}}")
+    return build_step(model, load_config(None, overrides), device)
 
 
 @torch.no_grad()
@@ -78,10 +84,12 @@ def run_steps(step: GANStep, n: int, batch: int, seconds: float, seed: int = 0):
 
 
 def compare_metrics(preset: str, steps: int, batch: int, seconds: float, device: str,
-                    autocast: str | None, compile: bool) -> dict:
+                    autocast: str | None, compile: bool, compile_backend: str | None = None
+                    ) -> dict:
     """N steps of fp32 eager and of the variant from the same weights; per-metric gaps."""
     ref, ref_t = run_steps(make_step(preset, device), steps, batch, seconds)
-    var, var_t = run_steps(make_step(preset, device, autocast, compile), steps, batch, seconds)
+    variant = make_step(preset, device, autocast, compile, compile_backend=compile_backend)
+    var, var_t = run_steps(variant, steps, batch, seconds)
     rows = {}
     for key in RECONSTRUCTION + ADVERSARIAL:
         if key not in ref[0]:

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--chunk", type=float, default=10.0, help="seconds per chunk")
         sp.add_argument("--context", type=float, default=1.0,
                         help="seconds of context on each side of a chunk")
+        sp.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     e = sub.add_parser("export", help="checkpoint -> `encodec` package .th or audiocraft format")
     e.add_argument("checkpoint", help=ck_help)
     e.add_argument("output")
@@ -41,11 +42,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _to_device(codec, device: str):
+    """Move the codec's model to `device` (a clear error when CUDA is absent)."""
+    from raycodec.train.builders import resolve_device
+
+    codec.identity  # noqa: B018 - hashed from the CPU weights, before the move
+    codec.model.to(resolve_device(device))
+    return codec
+
+
 def _run(args: argparse.Namespace) -> str:
     from raycodec.codec import compress_file, decompress_file, export_codec, load_codec
 
     if args.command == "compress":
-        codec = load_codec(args.checkpoint, args.preset)
+        codec = _to_device(load_codec(args.checkpoint, args.preset), args.device)
         h = compress_file(codec, args.input, args.output, args.bandwidth, args.chunk,
                           args.context)
         secs = h.length / h.sample_rate
@@ -55,7 +65,10 @@ def _run(args: argparse.Namespace) -> str:
     if args.command == "decompress":
         codec = None
         if args.checkpoint:
-            codec = load_codec(args.checkpoint, args.preset or "encodec_24khz")
+            codec = _to_device(load_codec(args.checkpoint, args.preset or "encodec_24khz"),
+                               args.device)
+        elif args.device != "cpu":
+            raise ValueError("--device needs --checkpoint")
         h = decompress_file(args.input, args.output, codec, args.chunk, args.context,
                             original_format=not args.model_format, subtype=args.subtype)
         return f"{args.output}: {h.length / h.sample_rate:.2f}s decoded"

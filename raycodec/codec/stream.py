@@ -39,6 +39,11 @@ def _frames(model: EncodecModel, seconds: float) -> int:
     return max(1, round(seconds * model.sample_rate / model.hop_length))
 
 
+def _device(model: EncodecModel) -> torch.device:
+    # Chunks go to the model's device (`--device cuda`) and results come back to the CPU.
+    return next(model.parameters()).device
+
+
 def _pad_to_hop(x: torch.Tensor, hop: int) -> torch.Tensor:
     # encode() needs at least one frame; a shorter tail only happens for very short files.
     return torch.nn.functional.pad(x, (0, hop - x.shape[-1])) if x.shape[-1] < hop else x
@@ -49,18 +54,18 @@ def encode_chunks(model: EncodecModel, read: Callable[[int, int], torch.Tensor],
                   bandwidth: float | None, chunk: float = 10.0, context: float = 1.0
                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """Yield (codes [K, n], scale or None) in order; `read(a, b)` gives samples [C, b - a]."""
-    hop = model.hop_length
+    hop, dev = model.hop_length, _device(model)
     if model.segment_length is not None:
         for off in model.segment_offsets(length):
-            x = _pad_to_hop(read(off, min(length, off + model.segment_length)), hop)
+            x = _pad_to_hop(read(off, min(length, off + model.segment_length)), hop).to(dev)
             codes, scale = model.encode_segment(x[None], bandwidth)
-            yield codes[0], (None if scale is None else scale[0, 0])
+            yield codes[0].cpu(), (None if scale is None else scale[0, 0].cpu())
         return
     total = num_frames(model, length)
     for a, b, s, e in plan_chunks(total, _frames(model, chunk), _frames(model, context)):
-        x = _pad_to_hop(read(s * hop, min(length, e * hop)), hop)
+        x = _pad_to_hop(read(s * hop, min(length, e * hop)), hop).to(dev)
         codes, _ = model.encode(x[None], bandwidth)
-        yield codes[0, :, a - s: b - s], None
+        yield codes[0, :, a - s: b - s].cpu(), None
 
 
 @torch.inference_mode()
@@ -74,9 +79,9 @@ def decode_chunks(model: EncodecModel, get_codes: Callable[[int, int], torch.Ten
     if model.segment_length is not None:
         yield from _decode_segments(model, get_codes, length, scales or [])
         return
-    emitted = 0
+    emitted, dev = 0, _device(model)
     for a, b, s, e in plan_chunks(total, _frames(model, chunk), _frames(model, context)):
-        y = model.decode(get_codes(s, e)[None])[0]
+        y = model.decode(get_codes(s, e)[None].to(dev))[0].cpu()
         core = y[:, (a - s) * hop: (b - s) * hop][:, : length - emitted]
         emitted += core.shape[-1]
         yield core
@@ -95,8 +100,9 @@ def _decode_segments(model: EncodecModel, get_codes, length: int, scales: list[f
         n = math.ceil(min(seg, length - off) / hop)
         codes = get_codes(f0, f0 + n)
         f0 += n
-        scale = torch.tensor([[scales[i]]]) if model.renormalize else None
-        y = model.decode(codes[None], scale)[0]
+        dev = _device(model)
+        scale = torch.tensor([[scales[i]]], device=dev) if model.renormalize else None
+        y = model.decode(codes[None].to(dev), scale)[0].cpu()
         if len(offsets) == 1:  # decode() skips the overlap-add for a single segment
             yield y[:, :length]
             return

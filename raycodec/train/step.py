@@ -19,6 +19,7 @@ from torch import nn
 from raycodec.adversarial.losses import AdversarialLoss, at_least_fp32
 from raycodec.distrib import all_ranks_true, collective_device, world_size, wrap_ddp
 from raycodec.losses.balancer import Balancer
+from raycodec.train.allocator import tune_malloc
 from raycodec.train.ema import ModelEMA
 
 
@@ -109,6 +110,9 @@ class GANStep:
         # `adv`/`feat` with weight 0: computed and logged but not balanced.
         self.zero_weight = set(zero_weight)
         self.timer: Callable[[str], contextlib.AbstractContextManager] = _no_timer
+        param = next(self.raw_model.parameters(), None)
+        if param is not None and param.device.type == "cpu":
+            tune_malloc()  # CPU steps reuse freed activations instead of re-faulting pages
 
     @property
     def raw_model(self) -> nn.Module:
