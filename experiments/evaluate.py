@@ -34,10 +34,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from raycodec.evaluate import run_evaluation, to_markdown
     from raycodec.metrics.optional import available
+    from raycodec.train.inputs import open_manifest
 
     ray.init(ignore_reinit_error=True, configure_logging=False)
     try:
-        table = run_evaluation(args.checkpoint, args.data, args.bandwidths, args.out,
+        # The training preflight's manifest check; the table is read once and handed on.
+        data = open_manifest(args.data, what="--data manifest").table
+        table = run_evaluation(args.checkpoint, data, args.bandwidths, args.out,
                                args.preset, args.concurrency, args.batch_size,
                                args.max_seconds, not args.music, args.aim_repo, args.gpu)
     except (ValueError, OSError) as exc:

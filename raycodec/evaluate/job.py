@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pyarrow as pa
+
 from raycodec.evaluate.evaluator import METRICS, CodecEvaluator
 
 
@@ -56,11 +58,12 @@ def _log_to_aim(table: list[dict], repo: str, signature: str, checkpoint: str) -
         tracker.close()
 
 
-def run_evaluation(checkpoint: str, manifest: str, bandwidths: list[float], out_dir: str,
+def run_evaluation(checkpoint: str, manifest: str | pa.Table, bandwidths: list[float], out_dir: str,
                    preset: str = "encodec_24khz", concurrency: int = 1, batch_size: int = 4,
                    max_seconds: float | None = None, speech: bool = True,
                    aim_repo: str | None = None, use_gpu: bool = False) -> list[dict]:
-    """Evaluate `checkpoint` on every file of `manifest`; writes CSV/Markdown, logs to Aim."""
+    """Evaluate `checkpoint` on every file of `manifest` (a Parquet path, or its table as
+    `raycodec.train.inputs.open_manifest` read it); writes CSV/Markdown, logs to Aim."""
     import ray
 
     from raycodec.codec.loading import load_codec

@@ -29,6 +29,7 @@ from raycodec.train.checkpoint import (
     write_training_checkpoint,
 )
 from raycodec.train.finetune import build_solver
+from raycodec.train.plan import RunInfo, WorkerJob
 from raycodec.train.step import GANStep, average_metrics
 from raycodec.train.validation import Validator
 
@@ -49,17 +50,17 @@ def _seed_everything(seed: int) -> None:
 class _Tracker:
     """Rank-0 Aim run; other ranks (and a tracker that failed to open) do nothing."""
 
-    def __init__(self, run: dict, cfg, rank: int):
+    def __init__(self, run: RunInfo, cfg, rank: int):
         self.aim = None
         if rank != 0:
             return
         from raycodec.tracking import AimTracker
 
         try:
-            self.aim = AimTracker(run["aim_repo"], cfg.tracking.experiment, run["signature"],
+            self.aim = AimTracker(run.aim_repo, cfg.tracking.experiment, run.signature,
                                   hparams=OmegaConf.to_container(cfg, resolve=True))
-            self.aim.set("ray_run", run["name"])
-            for key, value in run.get("aim_params", {}).items():  # e.g. a Tune trial's id
+            self.aim.set("ray_run", run.name)
+            for key, value in run.aim_params.items():  # e.g. a Tune trial's id
                 self.aim.set(key, value)
         except Exception as exc:  # tracking must never stop training
             warnings.warn(f"Aim tracking disabled: {exc!r}", stacklevel=2)
@@ -73,7 +74,7 @@ class Worker:
     """One rank's training state between the recipe's steps."""
 
     cfg: DictConfig
-    run: dict
+    run: RunInfo
     rank: int
     world: int
     device: torch.device
@@ -91,21 +92,21 @@ class Worker:
     sample: list[torch.Tensor] = field(default_factory=list)
 
 
-def setup(config: dict) -> Worker:
+def setup(job: WorkerJob) -> Worker:
     """Model and solver on this rank's device, from `continue_from` unless resuming."""
-    cfg = OmegaConf.create(config["cfg"])
+    cfg = OmegaConf.create(job.cfg)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     _seed_everything(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0's weights)
     device = get_device()
     # Resuming takes precedence: the checkpoint overwrites everything continue_from would set.
-    init_ref = None if ray.train.get_checkpoint() else config.get("init")
+    init_ref = None if ray.train.get_checkpoint() else job.init
     step_fn = build_solver(cfg, ray.get(init_ref) if init_ref is not None else None, device)
     if world > 1:
         step_fn.distribute()  # raycodec.distrib.wrap_ddp: the one DDP path, tests included
     raw = step_fn.raw_model
     bandwidths = list(cfg.dataset.evaluate.bandwidths or raw.target_bandwidths)
-    return Worker(cfg, config["run"], rank, world, device, step_fn,
+    return Worker(cfg, job.run, rank, world, device, step_fn,
                   copy.deepcopy(raw).eval(), Validator.from_step(step_fn, bandwidths, device),
                   bandwidths, {"q_dropout": raw.quantizer.generator})
 
@@ -136,7 +137,7 @@ def train_epoch(w: Worker, batches) -> dict[str, float]:
     """`optim.updates_per_epoch` GAN steps; returns the epoch's mean metrics (all ranks)."""
     cfg = w.cfg
     d_rng = torch.Generator().manual_seed(1234 + w.epoch)  # same D-update draws on all ranks
-    marker = Path(w.run["run_dir"]) / "injected_failure.done"
+    marker = Path(w.run.run_dir) / "injected_failure.done"
     w.step_fn.raw_model.train()
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
@@ -214,15 +215,14 @@ def report(w: Worker, train: dict[str, float], valid: dict[str, float]) -> dict:
         if save and w.rank == 0:
             write_training_checkpoint(tmp, w.step_fn.state_dict(), w.epoch, w.step,
                                       rng_state(w.generators),
-                                      OmegaConf.to_yaml(cfg, resolve=True), w.run["signature"])
+                                      OmegaConf.to_yaml(cfg, resolve=True), w.run.signature)
             ckpt = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=ckpt)
     return metrics
 
 
-def _background_evaluations(w: Worker, config: dict):
+def _background_evaluations(w: Worker, paths: list[str]):
     """Rank 0's BackgroundEvaluations when `evaluate.every` and held-out files are given."""
-    paths = config.get("eval_paths") or []
     if w.rank != 0 or not w.cfg.evaluate.every or not paths:
         return None
     from raycodec.evaluate.background import BackgroundEvaluations
@@ -232,11 +232,12 @@ def _background_evaluations(w: Worker, config: dict):
 
 def train_loop_per_worker(config: dict) -> None:
     """Train for `optim.epochs` epochs of `optim.updates_per_epoch` GAN steps, resuming if asked."""
-    w = setup(config)
+    job: WorkerJob = config["job"]  # raycodec.train.plan.JobPlan.worker_job
+    w = setup(job)
     resume(w)
     cfg = w.cfg
     w.tracker = _Tracker(w.run, cfg, w.rank)
-    w.evaluations = _background_evaluations(w, config)
+    w.evaluations = _background_evaluations(w, job.eval_paths)
     batches = iter(ray.train.get_dataset_shard("train").iter_torch_batches(
         batch_size=cfg.dataset.batch_size // w.world, drop_last=True, prefetch_batches=2))
     valid_shard = ray.train.get_dataset_shard("valid")

@@ -15,7 +15,7 @@ from typing import Any
 
 from raycodec.config import format_config
 from raycodec.tune.spec import plain_value
-from raycodec.tune.trial import ERRORED, trial_status
+from raycodec.tune.trial import ERRORED, SweepContext, trial_status
 
 RESULTS_CSV, RESULTS_MD, BEST_CONFIG = "results.csv", "results.md", "best_config.yaml"
 _EXCEPTION_LINE = re.compile(r"^\s*(\w+\.)*\w+(Error|Exception): .+")
@@ -54,12 +54,13 @@ def _metric_values(df, metric: str) -> list[float]:
     return [float(v) for v in df[metric].tolist()]
 
 
-def collect(sweep_dir: str, context: dict) -> list[TrialRow]:
+def collect(sweep_dir: str, context: SweepContext) -> list[TrialRow]:
     """One row per trial, best first (by the last reported metric; errored trials last)."""
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(sweep_dir)
-    metric, sign = context["metric"], 1.0 if context["mode"] == "min" else -1.0
+    spec = context.spec
+    metric, sign = spec.metric, 1.0 if spec.mode == "min" else -1.0
     rows = []
     for trial in analysis.trials:
         df = analysis.trial_dataframes.get(trial.trial_id)
@@ -67,7 +68,7 @@ def collect(sweep_dir: str, context: dict) -> list[TrialRow]:
         finite = [v for v in values if math.isfinite(v)]
         best = min(finite, key=lambda v: sign * v) if finite else math.nan
         epochs = int(df["epoch"].max()) if df is not None and "epoch" in df else 0
-        status = trial_status(trial.status, trial.last_result, context["max_t"])
+        status = trial_status(trial.status, trial.last_result, spec.max_t)
         rows.append(TrialRow(trial.trial_id, dict(trial.config), best,
                              values[-1] if values else math.nan, epochs, status,
                              _error_message(trial) if status == ERRORED else ""))
@@ -91,10 +92,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def table(rows: list[TrialRow], context: dict) -> tuple[list[str], list[list[str]]]:
+def table(rows: list[TrialRow], context: SweepContext) -> tuple[list[str], list[list[str]]]:
     """(header, cells) of the results table."""
-    keys = list(context["params"])
-    metric = context["metric"]
+    keys = [p.key for p in context.spec.params]
+    metric = context.spec.metric
     header = ["trial", *keys, f"best_{metric}", f"last_{metric}", "epochs", "status"]
     cells = [[r.trial_id, *[_fmt(plain_value(r.sampled.get(k, ""))) for k in keys], _fmt(r.best),
               _fmt(r.last), str(r.epochs), r.status] for r in rows]
@@ -118,7 +119,7 @@ def markdown_table(header: list[str], cells: list[list[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_reports(sweep_dir: str, rows: list[TrialRow], context: dict) -> dict[str, str]:
+def write_reports(sweep_dir: str, rows: list[TrialRow], context: SweepContext) -> dict[str, str]:
     """Write results.csv, results.md and best_config.yaml; returns their paths by kind."""
     header, cells = table(rows, context)
     paths = {"csv": os.path.join(sweep_dir, RESULTS_CSV),
@@ -129,8 +130,8 @@ def write_reports(sweep_dir: str, rows: list[TrialRow], context: dict) -> dict[s
         writer.writerows([*row, r.error] for row, r in zip(cells, rows))
     errors = [f"- `{r.trial_id}`: {r.error}" for r in rows if r.error]
     with open(paths["markdown"], "w") as f:
-        f.write(f"# Sweep `{context['name']}`\n\n"
-                f"Ranked by the last reported `{context['metric']}` ({context['mode']}).\n\n")
+        f.write(f"# Sweep `{context.spec.name}`\n\n"
+                f"Ranked by the last reported `{context.spec.metric}` ({context.spec.mode}).\n\n")
         f.write(markdown_table(header, cells))
         if errors:
             f.write("\nErrored trials:\n\n" + "\n".join(errors) + "\n")
@@ -140,16 +141,14 @@ def write_reports(sweep_dir: str, rows: list[TrialRow], context: dict) -> dict[s
     return paths
 
 
-def write_best_config(sweep_dir: str, best: TrialRow, context: dict) -> str:
+def write_best_config(sweep_dir: str, best: TrialRow, context: SweepContext) -> str:
     """The best trial's full config, loadable by `train.py --config FILE`."""
-    from raycodec.tune.spec import trial_config
-
-    cfg = trial_config(context, best.sampled, experiment=False)
+    cfg = context.trial_config(best.sampled, experiment=False)
     path = os.path.join(sweep_dir, BEST_CONFIG)
-    run_dir = os.path.join(context["trials_dir"], best.trial_id)
+    run_dir = os.path.join(context.trials_dir, best.trial_id)
     with open(path, "w") as f:
-        f.write(f"# Best trial {best.trial_id} of sweep {context['name']}: "
-                f"{context['metric']} {_fmt(best.last)} after {best.epochs} epochs "
+        f.write(f"# Best trial {best.trial_id} of sweep {context.spec.name}: "
+                f"{context.spec.metric} {_fmt(best.last)} after {best.epochs} epochs "
                 f"({best.status}); checkpoints in {run_dir}\n"
                 f"# Train it: python experiments/train.py --config {path}\n")
         f.write(format_config(cfg))

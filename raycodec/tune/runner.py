@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import yaml
 from omegaconf import DictConfig
@@ -19,7 +20,10 @@ from raycodec.tune.report import TrialRow, best_row, collect, format_table, tabl
 from raycodec.tune.space import SweepError
 from raycodec.tune.spec import SweepSpec
 from raycodec.tune.tracking import AimStatusCallback, set_status, written_statuses
-from raycodec.tune.trial import UNFINISHED, run_trial
+from raycodec.tune.trial import UNFINISHED, SweepContext, run_trial
+
+if TYPE_CHECKING:
+    from raycodec.train.plan import JobPlan
 
 SPEC_FILE = "sweep.yaml"
 DRIVER_CPU = 0.1  # a trial's own actor only waits on its TorchTrainer ({"cpu": 0} is rejected)
@@ -33,14 +37,14 @@ class SweepResult:
     aim_repo: str
     rows: list[TrialRow]
     best: TrialRow | None
-    context: dict = field(default_factory=dict)
+    context: SweepContext | None = None
     paths: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
 
 
 def cluster_fit(cfg: DictConfig, available: dict) -> int:
     """How many trials run at once: every trial's workers fit, and 1 CPU stays for Ray Data."""
-    from raycodec.train.job import worker_resources
+    from raycodec.train.plan import worker_resources
 
     per_worker = worker_resources(cfg)
     fits = []
@@ -49,37 +53,6 @@ def cluster_fit(cfg: DictConfig, available: dict) -> int:
         have = available.get(key, 0.0) - (1.0 if key == "CPU" else 0.0)
         fits.append(math.floor(have / need + 1e-9) if need > 0 else 10**6)
     return max(1, min(fits))
-
-
-def _prepare_data(cfg: DictConfig, sweep_dir: str) -> list[str]:
-    """Scan dataset.path (or convert a jsonl manifest) once for all trials; check the data."""
-    from raycodec.train.job import _manifest, check_data
-
-    # The job's own resolution: a Parquet manifest as is, else a scan written into sweep_dir.
-    manifest = _manifest(cfg, "train", sweep_dir)
-    check_data(cfg, manifest)
-    if manifest == cfg.dataset.manifest:
-        return []
-    return [f"dataset.manifest={manifest}", "dataset.path=null"]
-
-
-def _initial_weights(cfg: DictConfig) -> dict:
-    """`continue_from` read and checked once, in the object store for every trial."""
-    import ray
-
-    from raycodec.train.finetune import check_init
-    from raycodec.train.job import JobError, load_source
-
-    init = load_source(cfg)
-    if init is None:
-        return {}
-    try:
-        check_init(cfg, init)
-    except ValueError as exc:
-        raise JobError(str(exc)) from None
-    print(f"[raycodec] every trial continues from {init.source} ({init.kind}): "
-          f"{', '.join(init.taken)}", flush=True)
-    return {"init": ray.put(init), "init_digest": init.digest}
 
 
 def _check_saved_spec(sweep_dir: str, spec: SweepSpec, resume: bool) -> None:
@@ -104,7 +77,8 @@ def _check_saved_spec(sweep_dir: str, spec: SweepSpec, resume: bool) -> None:
                          "overrides, or name a new sweep with sweep.name=NEW")
 
 
-def _tuner(spec: SweepSpec, context: dict, storage: str, concurrency: int, callbacks: list):
+def _tuner(spec: SweepSpec, context: SweepContext, plan: JobPlan, storage: str,
+           concurrency: int, callbacks: list):
     """A new Tuner: search algorithm, ASHA, concurrency, status callback."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -123,7 +97,7 @@ def _tuner(spec: SweepSpec, context: dict, storage: str, concurrency: int, callb
                                reduction_factor=spec.reduction_factor)
                  if spec.scheduler == "asha" else FIFOScheduler())
     return tune.Tuner(
-        _trainable(context),
+        _trainable(context, plan),
         param_space={p.key: p.domain(grid=grid) for p in spec.params},
         # metric/mode here, not in the scheduler: Tune rejects both, and searchers need them.
         tune_config=tune.TuneConfig(metric=spec.metric, mode=spec.mode, search_alg=search_alg,
@@ -134,10 +108,11 @@ def _tuner(spec: SweepSpec, context: dict, storage: str, concurrency: int, callb
     )
 
 
-def _trainable(context: dict):
+def _trainable(context: SweepContext, plan: JobPlan):
     from ray import tune
 
-    return tune.with_resources(tune.with_parameters(run_trial, context=context),
+    # with_parameters puts the plan (manifest tables included) in the object store once.
+    return tune.with_resources(tune.with_parameters(run_trial, context=context, plan=plan),
                                {"cpu": DRIVER_CPU})
 
 
@@ -149,19 +124,14 @@ def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list | None = No
     import ray
     from ray import tune
 
-    from raycodec.train.job import check_cluster, init_ray, resolve_run
+    from raycodec.train.plan import prepare
 
-    cfg = spec.cfg
-    run = resolve_run(cfg)  # storage folder and Aim repo, as the training job resolves them
-    sweep_dir = os.path.join(run["storage_path"], spec.name)
+    cfg, sweep_dir = spec.cfg, spec.sweep_dir
     _check_saved_spec(sweep_dir, spec, resume)
-    init_ray(cfg)
-    check_cluster(cfg, ray.cluster_resources())
-    os.makedirs(sweep_dir, exist_ok=True)
-    context = {**spec.to_dict(), "trials_dir": os.path.join(sweep_dir, "trials"),
-               "aim_repo": run["aim_repo"]}
-    context["overrides"] = [*spec.overrides, *_prepare_data(cfg, sweep_dir)]
-    context.update(_initial_weights(cfg))
+    # The job's own preflight, once for all trials: data scanned into sweep_dir and read,
+    # cluster checked, `continue_from` read, checked and put in the object store.
+    plan = prepare(cfg, sweep_dir=sweep_dir)
+    context = SweepContext(spec, sweep_dir, plan.run.aim_repo)
     with open(os.path.join(sweep_dir, SPEC_FILE), "w") as f:
         yaml.safe_dump(spec.to_dict(), f, sort_keys=False)
     concurrency = spec.max_concurrent_trials or cluster_fit(cfg, ray.cluster_resources())
@@ -170,19 +140,21 @@ def run_sweep(spec: SweepSpec, resume: bool = False, callbacks: list | None = No
         print(f"[raycodec] resuming sweep {spec.name} from {sweep_dir}", flush=True)
         # Finished and errored trials stay as they are; unfinished ones run again and their
         # Train runs (named by trial id) resume from their last checkpoint.
-        tuner = tune.Tuner.restore(sweep_dir, _trainable(context), resume_unfinished=True)
+        tuner = tune.Tuner.restore(sweep_dir, _trainable(context, plan),
+                                   resume_unfinished=True)
     else:
         print(f"[raycodec] sweep {spec.name}: {spec.num_samples} sample(s), {spec.algorithm} "
               f"search, {spec.scheduler} on {spec.metric} ({spec.mode}), up to {concurrency} "
               f"trial(s) at once -> {sweep_dir}", flush=True)
         for note in spec.notes:
             print(f"[raycodec] {note}", flush=True)
-        tuner = _tuner(spec, context, run["storage_path"], concurrency, list(callbacks or []))
+        tuner = _tuner(spec, context, plan, plan.run.storage_path, concurrency,
+                       list(callbacks or []))
     tuner.fit()
     return finish(sweep_dir, context, spec.expected_trials())
 
 
-def finish(sweep_dir: str, context: dict, expected: int = 0) -> SweepResult:
+def finish(sweep_dir: str, context: SweepContext, expected: int = 0) -> SweepResult:
     """Rank the trials, write the reports and make every finished trial's Aim status final.
 
     The sweep counts as interrupted while a trial is unfinished or fewer than `expected` exist
@@ -194,7 +166,7 @@ def finish(sweep_dir: str, context: dict, expected: int = 0) -> SweepResult:
         if row.status != UNFINISHED and known.get(row.trial_id) != row.status:
             set_status(context, row.trial_id, row.status, row.sampled)
     paths = write_reports(sweep_dir, rows, context)
-    return SweepResult(sweep_dir, context["aim_repo"], rows, best_row(rows), context, paths,
+    return SweepResult(sweep_dir, context.aim_repo, rows, best_row(rows), context, paths,
                        interrupted=len(rows) < expected
                        or any(r.status == UNFINISHED for r in rows))
 
@@ -202,9 +174,10 @@ def finish(sweep_dir: str, context: dict, expected: int = 0) -> SweepResult:
 def summary(result: SweepResult) -> str:
     """The printed end of a sweep: table, errors, files, best config and the Aim command."""
     context = result.context
+    spec = context.spec
     header, cells = table(result.rows, context)
-    lines = [f"\n[raycodec] sweep {context['name']}: {len(result.rows)} trial(s), ranked by the "
-             f"last {context['metric']} ({context['mode']})", format_table(header, cells)]
+    lines = [f"\n[raycodec] sweep {spec.name}: {len(result.rows)} trial(s), ranked by the "
+             f"last {spec.metric} ({spec.mode})", format_table(header, cells)]
     lines += [f"errored {r.trial_id}: {r.error}" for r in result.rows if r.error]
     if result.interrupted:
         lines.append("the sweep was interrupted: continue it with the same command and --resume")
@@ -212,6 +185,6 @@ def summary(result: SweepResult) -> str:
     if result.best is not None:
         lines.append(f"train the best config: python experiments/train.py --config "
                      f"{result.paths['best_config']}")
-    lines.append(f"Aim (runs of experiment {context['name']!r}, group by hparams.*): "
+    lines.append(f"Aim (runs of experiment {spec.name!r}, group by hparams.*): "
                  f"aim up --repo {result.aim_repo}")
     return "\n".join(lines)

@@ -8,7 +8,9 @@ can get is checked against the config schema here, so that a typo fails in milli
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,30 +76,41 @@ class SweepSpec:
                 total *= len(p.values)
         return total
 
+    @property
+    def sweep_dir(self) -> str:
+        """`<ray.storage_path>/<name>`: Tune's state, the scanned data, the trials, the reports."""
+        from raycodec.train.plan import storage_path
+
+        return os.path.join(storage_path(self.cfg), self.name)
+
+    def trial_overrides(self) -> list[str]:
+        """The overrides of every trial: the sweep's, then the manifests prepared once in the
+        sweep folder (a scan of dataset.path, a converted jsonl)."""
+        from raycodec.train.inputs import manifest_overrides
+
+        return [*self.overrides, *manifest_overrides(self.cfg, self.sweep_dir)]
+
     def trial_config(self, sampled: dict[str, Any], experiment: bool = True) -> DictConfig:
-        """The full config of a trial: base, the sweep's overrides, then its sampled values.
-
-        With `experiment`, `tracking.experiment` is the sweep name (its trials group in Aim).
-        """
-        return trial_config(self.to_dict(), sampled, experiment)
+        """The full config of a trial, as the trial gets it (see `trial_config`)."""
+        return trial_config(self, sampled, experiment)
 
 
-def trial_config(spec: dict, sampled: dict[str, Any], experiment: bool = True) -> DictConfig:
-    """`SweepSpec.trial_config` from the spec's plain dict (what trials receive)."""
-    import os
-    import tempfile
+def trial_config(spec: SweepSpec, sampled: dict[str, Any], experiment: bool = True) -> DictConfig:
+    """The full config of a trial: base, the trial overrides, then its sampled values.
 
-    items = [*spec["overrides"],
+    With `experiment`, `tracking.experiment` is the sweep name (its trials group in Aim).
+    """
+    items = [*spec.trial_overrides(),
              *[f"{key}={json.dumps(plain_value(value))}" for key, value in sampled.items()]]
     if experiment:
-        items.append(f"tracking.experiment={spec['name']}")
-    if spec["base_text"] is None:
-        return load_config(spec["base"], items)
+        items.append(f"tracking.experiment={spec.name}")
+    if spec.base_text is None:
+        return load_config(spec.base, items)
     # A file base travels as text: the trial may run where the driver's path does not exist.
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, os.path.basename(spec["base"]))
+        path = os.path.join(tmp, os.path.basename(spec.base))
         with open(path, "w") as f:
-            f.write(spec["base_text"])
+            f.write(spec.base_text)
         return load_config(path, items)
 
 

@@ -15,8 +15,7 @@ import warnings
 from ray import tune
 
 from raycodec.tracking.aim_tracker import find_run
-from raycodec.tune.spec import trial_config
-from raycodec.tune.trial import COMPLETED, ERRORED, nested, trial_status
+from raycodec.tune.trial import COMPLETED, ERRORED, SweepContext, nested, trial_status
 
 STATUS_FILE = "aim_status.json"
 
@@ -38,19 +37,19 @@ def _open_run(repo: str, experiment: str, trial_id: str):
         return aim.Run(run_hash=found, force_resume=True, **kwargs), False
 
 
-def set_status(context: dict, trial_id: str, status: str, sampled: dict) -> None:
+def set_status(context: SweepContext, trial_id: str, status: str, sampled: dict) -> None:
     """Set `status` in the trial's Aim run (creating the run, with the full config, if the trial
     died before rank 0 opened it); warns instead of raising: tracking must not stop a sweep."""
     from omegaconf import OmegaConf
 
     try:
-        run, created = _open_run(context["aim_repo"], context["name"], trial_id)
+        run, created = _open_run(context.aim_repo, context.spec.name, trial_id)
         try:
             if created:  # never reached training: still one run per trial
-                run["trial_id"], run["sweep"] = trial_id, context["name"]
+                run["trial_id"], run["sweep"] = trial_id, context.spec.name
                 run["sampled"] = nested(sampled)
                 try:
-                    run["hparams"] = OmegaConf.to_container(trial_config(context, sampled))
+                    run["hparams"] = OmegaConf.to_container(context.trial_config(sampled))
                 except ValueError as exc:  # a config error is why it died
                     run["error"] = str(exc)
             run["status"] = status
@@ -62,11 +61,11 @@ def set_status(context: dict, trial_id: str, status: str, sampled: dict) -> None
     _remember(context, trial_id, status)
 
 
-def _status_path(context: dict) -> str:
-    return os.path.join(os.path.dirname(context["trials_dir"]), STATUS_FILE)
+def _status_path(context: SweepContext) -> str:
+    return os.path.join(context.sweep_dir, STATUS_FILE)
 
 
-def written_statuses(context: dict) -> dict[str, str]:
+def written_statuses(context: SweepContext) -> dict[str, str]:
     """{trial_id: status} already written to Aim by this sweep's driver."""
     try:
         with open(_status_path(context)) as f:
@@ -75,7 +74,7 @@ def written_statuses(context: dict) -> dict[str, str]:
         return {}
 
 
-def _remember(context: dict, trial_id: str, status: str) -> None:
+def _remember(context: SweepContext, trial_id: str, status: str) -> None:
     known = written_statuses(context)
     known[trial_id] = status
     tmp = _status_path(context) + ".tmp"
@@ -87,13 +86,13 @@ def _remember(context: dict, trial_id: str, status: str) -> None:
 class AimStatusCallback(tune.Callback):
     """Sets `status` in the Aim run of each trial as soon as it is safe to reopen it."""
 
-    def __init__(self, context: dict):
+    def __init__(self, context: SweepContext):
         self.context = context
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         """Completed trials closed their run; early-stopped ones may still be winding down and
         are marked when the sweep ends (two writers on one run corrupt it)."""
-        status = trial_status(trial.status, trial.last_result, self.context["max_t"])
+        status = trial_status(trial.status, trial.last_result, self.context.spec.max_t)
         if status == COMPLETED:
             set_status(self.context, trial.trial_id, status, trial.config)
 
