@@ -82,8 +82,12 @@ def sweep(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     generate_collection(root / "audio", minutes=0.5, seed=0, max_duration=6.0)
     (root / "tiny.yaml").write_text(SWEEP)
+    from tests.train.test_finetune import _trained
+
+    source, _ = _trained(root)  # every trial fine-tunes the same raycodec checkpoint
     spec = load_sweep(str(root / "tiny.yaml"),
-                      [f"dataset.path={root / 'audio'}", f"ray.storage_path={root / 'results'}"])
+                      [f"dataset.path={root / 'audio'}", f"ray.storage_path={root / 'results'}",
+                       f"continue_from={source}"])
     marker = root / "interrupted_after"
     first = run_sweep(spec, callbacks=[InterruptOnce(str(marker))])
     before = _snapshot(first.sweep_dir)
@@ -94,6 +98,7 @@ def sweep(ray_local, tmp_path_factory):
     again = run_sweep(spec, resume=True)  # finished: nothing runs, the report is rebuilt
     changed = load_sweep(str(root / "tiny.yaml"), [f"dataset.path={root / 'audio'}",
                                                    f"ray.storage_path={root / 'results'}",
+                                                   f"continue_from={source}",
                                                    "sweep.search.num_samples=2"])
     with pytest.raises(SweepError, match=r"settings differ .*\(num_samples\)"):
         run_sweep(changed, resume=True)
