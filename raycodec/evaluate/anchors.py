@@ -22,7 +22,7 @@ from raycodec.metrics import optional as opt
 
 OPUS_KBPS = (6.0, 12.0, 24.0)
 NOISE_SNR_DB = 20.0
-HEAVY = ("visqol", "pesq", "stoi")
+HEAVY = ("visqol_audio", "pesq", "stoi")
 
 
 class AnchorUnavailable(RuntimeError):
@@ -100,13 +100,13 @@ def _nan(value: float | None) -> float:
 def score(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int, *,
           speech: bool, heavy: bool) -> dict[str, float]:
     """Metrics of one [C, T] clip: si_snr_db, mel_distance, stft_distance and, when `heavy`,
-    visqol (audio mode) and, on speech, pesq and stoi (NaN = skipped or not applicable)."""
+    visqol_audio and, on speech, pesq and stoi (NaN = skipped or not applicable)."""
     ref, est = reference.detach().float().cpu(), estimate.detach().float().cpu()
     out = {"si_snr_db": si_snr(ref[None], est[None]).item(),
            "mel_distance": mel_distance(ref, est, sample_rate),
            "stft_distance": stft_distance(ref, est)}
     if heavy:
-        out["visqol"] = _nan(opt.visqol(ref, est, sample_rate, "audio"))
+        out["visqol_audio"] = _nan(opt.visqol(ref, est, sample_rate, "audio"))
         out["pesq"] = _nan(opt.pesq(ref, est, sample_rate)) if speech else float("nan")
         out["stoi"] = _nan(opt.stoi(ref, est, sample_rate)) if speech else float("nan")
     return out

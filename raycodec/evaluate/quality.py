@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from raycodec.data.corpus import Clip
-from raycodec.evaluate.anchors import Anchor, apply_anchor, score
+from raycodec.evaluate.anchors import HEAVY, Anchor, apply_anchor, score
 
-METRICS = ("si_snr_db", "mel_distance", "stft_distance", "visqol", "pesq", "stoi",
+METRICS = ("si_snr_db", "mel_distance", "stft_distance", "visqol_audio", "pesq", "stoi",
            "codebook_usage")
 LOWER_IS_BETTER = {"mel_distance", "stft_distance"}
 
@@ -80,7 +80,6 @@ def with_heavy(light: list[Score], heavy: list[Score]) -> list[Score]:
         extra = by_key.get((s.codec, s.kbps))
         metrics = dict(s.metrics)
         if extra is not None:
-            metrics.update({k: v for k, v in extra.metrics.items() if k in ("visqol", "pesq",
-                                                                            "stoi")})
+            metrics.update({k: v for k, v in extra.metrics.items() if k in HEAVY})
         out.append(Score(s.codec, s.kbps, metrics, s.step))
     return out

@@ -13,7 +13,8 @@ PLOTTED = ("mel_distance", "stft_distance", "si_snr_db")
 LABELS = {"si_snr_db": "SI-SNR (dB, higher is better)",
           "mel_distance": "mel distance (lower is better)",
           "stft_distance": "STFT distance (lower is better)",
-          "visqol": "ViSQOL", "pesq": "PESQ", "stoi": "STOI", "codebook_usage": "codebook usage"}
+          "visqol_audio": "ViSQOL (audio mode)", "pesq": "PESQ", "stoi": "STOI",
+          "codebook_usage": "codebook usage"}
 
 
 def _fmt(v: float | None) -> str:
