@@ -176,9 +176,16 @@ def main(argv: list[str] | None = None) -> int:
                    choices=["step", "train", "codec"])
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks/results/gpu_check.json"))
     p.add_argument("--work", default=os.path.join(ROOT, "benchmarks/results/gpu_check"))
+    for key in ("preset", "steps", "warmup", "check_steps", "check_batch"):
+        p.add_argument("--" + key.replace("_", "-"), type=str if key == "preset" else int,
+                       help="override the step part's size")
+    p.add_argument("--batches", type=int, nargs="+", help="override the step part's batches")
     args = p.parse_args(argv)
     check_device(args.device)
-    sizes = QUICK if args.quick else FULL
+    sizes = dict(QUICK if args.quick else FULL)
+    for key in ("preset", "steps", "warmup", "check_steps", "check_batch", "batches"):
+        if getattr(args, key) is not None:
+            sizes[key] = getattr(args, key)
     env = dict(os.environ)
     start = time.perf_counter()
     report: dict = {"device": args.device, "quick": args.quick, "torch": torch.__version__,
