@@ -182,3 +182,12 @@ def test_every_trial_is_an_aim_run_with_config_and_status(sweep):
     assert len(best.get_metric("mel", Context({"subset": "valid"})).values.values_list()) == 3
     statuses = json.loads((Path(sweep.resumed.sweep_dir) / "aim_status.json").read_text())
     assert statuses == {t: r.status for t, r in rows.items()}
+
+
+def test_the_spec_builds_the_config_each_trial_ran(sweep):
+    # One function for both: the trials' config includes the manifest scanned once per sweep.
+    for row in sweep.resumed.rows:
+        ran = load_config(str(Path(sweep.resumed.sweep_dir) / "trials" / row.trial_id
+                              / "config.yaml"))
+        assert ran == sweep.spec.trial_config(row.sampled), row.trial_id
+        assert ran.dataset.manifest == str(Path(sweep.resumed.sweep_dir) / "manifest.parquet")
