@@ -55,3 +55,31 @@ def test_evaluate_job_writes_table(ray_local, manifest, tmp_path):
     assert [(r.experiment, r["train_signature"]) for r in runs] == [("evaluate", "testsig")]
     si_snr = runs[0].get_metric("si_snr_db", Context({"subset": "evaluate"}))
     assert si_snr.values.values_list() == pytest.approx([r["si_snr_db"] for r in table])
+
+
+def _evaluate_main():
+    """experiments/evaluate.py's main(), loaded from its file (experiments/ is no package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "experiments" / "evaluate.py"
+    spec = importlib.util.spec_from_file_location("evaluate_cli", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "--data manifest not found: "),
+    ("no_columns", "manifest lacks columns"),
+])
+def test_evaluate_cli_checks_data_like_training(ray_local, tmp_path, capsys, kind, message):
+    data = tmp_path / "m.parquet"
+    if kind == "no_columns":
+        pq.write_table(pa.table({"file": ["a.wav"]}), data)
+    ck = make_checkpoint(tmp_path / "run" / "checkpoint_000000")
+    assert _evaluate_main()(["--checkpoint", str(ck), "--data", str(data),
+                             "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("evaluate: error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "out").exists()  # nothing evaluated
