@@ -54,7 +54,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e '.[dev,eval]'
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev,eval,pb2]'
 	{ sed -n '1,4p' requirements.lock; \
 	  .lock-venv/bin/python -c 'import sys; print("# python: %d.%d" % sys.version_info[:2])'; \
 	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v '^wheel=='; } > $(LOCK).new

@@ -45,12 +45,12 @@ def test_environment_is_the_lock():
 
 @pytest.mark.slow
 def test_lock_resolves_alone_in_a_fresh_environment(tmp_path):
-    """pip, resolving the lock plus raycodec[dev,eval] from scratch, adds and changes nothing."""
+    """pip, resolving the lock plus raycodec[dev,eval,pb2] from scratch, adds and changes nothing."""
     report = tmp_path / "report.json"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
          "--no-build-isolation", "--report", str(report), "-r", str(REPO / "requirements.lock"),
-         f"{REPO}[dev,eval]"],
+         f"{REPO}[dev,eval,pb2]"],
         check=True, capture_output=True, text=True, timeout=600)
     resolved = {canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
                 for item in json.loads(report.read_text())["install"]}
