@@ -16,8 +16,10 @@ BUCKET_SCHEMES = {"s3", "gs", "gcs", "abfs", "abfss", "az"}
 
 def is_uri(path: str) -> bool:
     """True for ``scheme://...`` paths, which are opened through a pyarrow filesystem."""
-    scheme = urlparse(str(path)).scheme
-    return len(scheme) > 1 and "://" in str(path)  # len > 1: "C:\\x" is a local Windows path
+    path = str(path)
+    if "://" not in path:  # the common case, without urlparse (the probe asks per file)
+        return False
+    return len(urlparse(path).scheme) > 1  # len > 1: "C:\\x" is a local Windows path
 
 
 @functools.lru_cache(maxsize=64)

@@ -9,6 +9,7 @@ byte) and the setup header's mode table, so the final page's true sample count n
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,13 +41,18 @@ class VorbisSetup:
     def by_first_byte(self) -> tuple[int | None, ...]:
         """Block size of an audio packet for each value of its first byte; None for a header
         packet (low bit set) or a mode number the table does not have."""
-        bits = (len(self.long_modes) - 1).bit_length()
-        out: list[int | None] = []
-        for b in range(256):
-            mode = (b >> 1) & ((1 << bits) - 1)
-            ok = not b & 1 and mode < len(self.long_modes)
-            out.append(self.blocksizes[self.long_modes[mode]] if ok else None)
-        return tuple(out)
+        return _size_table(self.blocksizes, self.long_modes)
+
+
+@functools.lru_cache(maxsize=64)  # a collection has a handful of encoder set-ups
+def _size_table(blocksizes: tuple[int, int], long_modes: tuple[bool, ...]) -> tuple:
+    bits = (len(long_modes) - 1).bit_length()
+    out: list[int | None] = []
+    for b in range(256):
+        mode = (b >> 1) & ((1 << bits) - 1)
+        ok = not b & 1 and mode < len(long_modes)
+        out.append(blocksizes[long_modes[mode]] if ok else None)
+    return tuple(out)
 
 
 def page_chain(data: bytes) -> list[int]:

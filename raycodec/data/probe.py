@@ -123,8 +123,8 @@ def _check_frames(f: sf.SoundFile, frames: int, n: int, full: bool, tail_start: 
     return None, frames
 
 
-def _check_ogg(f: sf.SoundFile, path: str, size: int, frames: int, n: int,
-               full: bool) -> tuple[tuple[str, str] | None, int | None]:
+def _check_ogg(f: sf.SoundFile, path: str, size: int, frames: int, n: int, full: bool,
+               subtype: str) -> tuple[tuple[str, str] | None, int | None]:
     """_check_frames for Ogg, measuring the decodable length without trusting the final granule.
 
     Reading from a position gives the true length when libsndfile's seek to it is exact:
@@ -139,7 +139,7 @@ def _check_ogg(f: sf.SoundFile, path: str, size: int, frames: int, n: int,
     pcm_start = max(0, end.final_granule - frames)  # granule of frame 0 (0 for most files)
     start = max(0, end.prev_granule - pcm_start)  # the final page's first frame
     t = max(0, frames - n)
-    if full or f.subtype != "VORBIS" or t <= start:
+    if full or subtype != "VORBIS" or t <= start:
         return _check_frames(f, frames, n, full, start, full)
     if t < 2 * f.samplerate:  # libsndfile's VORBIS_SEEK_THRESHOLD: an exact forward skip
         return _check_frames(f, frames, n, False, t, False)
@@ -195,8 +195,9 @@ def probe_file(path: str, *, size: int | None = None, check_frames: int = 4096,
         try:
             with open_audio(path) as f:
                 sr, ch, frames = f.samplerate, f.channels, f.frames
-                row.update(sample_rate=sr, channels=ch, frames=frames, format=f.format,
-                           subtype=f.subtype)
+                fmt, subtype = f.format, f.subtype  # each read is a libsndfile query
+                row.update(sample_rate=sr, channels=ch, frames=frames, format=fmt,
+                           subtype=subtype)
                 if sr <= 0 or ch <= 0:
                     return _reject(row, "corrupt", f"bad header: sample_rate={sr} channels={ch}")
                 row["duration"] = frames / sr
@@ -204,13 +205,13 @@ def probe_file(path: str, *, size: int | None = None, check_frames: int = 4096,
                     return _reject(row, "zero_frames", "the header declares 0 frames")
                 # libsndfile clamps a truncated WAV's frame count silently; its log keeps the
                 # declared data size ("data : N (should be M)").
-                if _DATA_SHOULD_BE.search(f.extra_info or ""):
+                if fmt != "OGG" and _DATA_SHOULD_BE.search(f.extra_info or ""):
                     return _reject(row, "truncated", "data chunk is longer than the file")
-                if f.format == "OGG":
+                if fmt == "OGG":
                     problem, decodable = _check_ogg(f, path, row["size"], frames,
-                                                    check_frames, full_check)
+                                                    check_frames, full_check, subtype)
                 else:
-                    head = full_check or str(f.subtype).startswith(_COPY_SUBTYPES)
+                    head = full_check or str(subtype).startswith(_COPY_SUBTYPES)
                     problem, decodable = _check_frames(f, frames, check_frames, full_check,
                                                        None, head)
         except sf.LibsndfileError as e:
