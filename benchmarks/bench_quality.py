@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     rng = torch.Generator().manual_seed(1234)
     budget = args.minutes * 60.0
     curve: list[Score] = []
-    train_s = eval_s = 0.0
+    train_s = eval_s = cpu_s = 0.0  # cpu_s: this process's CPU time in training steps
     step = 0
 
     def evaluate() -> None:
@@ -156,13 +156,14 @@ def main(argv=None) -> int:
         if step % args.eval_every == 0:
             evaluate()
         x = sampler.batch(batch_size)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         warm = step < args.warmup_steps
         with reconstruction_only(step_fn) if warm else contextlib.nullcontext():
             metrics = step_fn(x, step, rng)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         train_s += time.perf_counter() - t0
+        cpu_s += time.process_time() - c0
         step += 1
         if metrics.get("skipped"):
             print(f"step {step}: non-finite loss, update skipped", flush=True)
@@ -182,11 +183,15 @@ def main(argv=None) -> int:
     check["steps_needed_estimate"] = None if check["beats_reference"] else \
         extrapolate_steps(curve, 6.0, opus6)
     steps_per_s = step / train_s
+    # On a shared machine wall time buys fewer steps; CPU time says what an idle one would do.
+    idle_steps = budget * os.cpu_count() * step / cpu_s if cpu_s else 0.0
 
     print("\n" + table(final + anchor_scores))
     print(f"\n{step} steps in {train_s / 60:.1f} min of training ({steps_per_s:.3f} steps/s; "
           f"evaluation {eval_s / 60:.1f} min extra) on {args.device}, "
-          f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
+          f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; the steps used "
+          f"{cpu_s / 60:.1f} CPU-min, so an idle machine would run ~{idle_steps:.0f} steps "
+          f"in this budget (load average now {os.getloadavg()[0]:.1f})")
     print(f"TARGET 1 distances fall: {'met' if falling else 'MISSED'}")
     print(f"TARGET 2 ordered by bitrate (mel {check['mel_by_kbps']}): "
           f"{'met' if check['ordered_by_bitrate'] else 'MISSED'}")
@@ -217,6 +222,7 @@ def main(argv=None) -> int:
                    "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                    "load_average": os.getloadavg()},
         "steps": step, "train_s": train_s, "eval_s": eval_s, "steps_per_s": steps_per_s,
+        "train_cpu_s": cpu_s, "idle_machine_steps_estimate": idle_steps,
         "targets": {k: (None if isinstance(v, float) and math.isnan(v) else v)
                     for k, v in check.items()},
         "final": [s.to_json() for s in final], "anchors": [s.to_json() for s in anchor_scores],

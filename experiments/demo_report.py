@@ -7,7 +7,7 @@ import sys
 
 from raycodec.config import load_config
 from raycodec.evaluate.run_report import write_run_report
-from raycodec.train.job import JobError, resolve_run
+from raycodec.train.plan import JobError, run_info
 
 
 def main() -> int:
@@ -23,11 +23,11 @@ def main() -> int:
     args = p.parse_intermixed_args()
     try:
         cfg = load_config(args.config, args.overrides)
-        run = resolve_run(cfg)
+        run = run_info(cfg)
         report = write_run_report(
-            run["run_dir"], args.heldout, args.out, start=args.start, clips=args.clips,
-            heavy_clips=args.heavy_clips, aim_command=f"aim up --repo {run['aim_repo']}",
-            title=f"raycodec demo: {cfg.tracking.experiment} ({run['signature']})")
+            run.run_dir, args.heldout, args.out, start=args.start, clips=args.clips,
+            heavy_clips=args.heavy_clips, aim_command=f"aim up --repo {run.aim_repo}",
+            title=f"raycodec demo: {cfg.tracking.experiment} ({run.signature})")
     except (JobError, ValueError) as exc:
         print(f"demo_report.py: error: {exc}", file=sys.stderr)
         return 2

@@ -46,11 +46,13 @@ def _plt():
 
 def _anchor_lines(ax, anchors: Sequence[Score], metric: str) -> None:
     styles = {"silence": ("black", ":"), "noise": ("grey", "-.")}
+    opus_colors = iter(("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive"))
     for a in anchors:
         v = a.metrics.get(metric, math.nan)
         if math.isnan(v):
             continue
         color, style = styles.get(a.codec.split("_")[0], (None, "--"))
+        color = color or next(opus_colors, None)
         ax.axhline(v, linestyle=style, color=color, linewidth=1, label=a.codec)
 
 
