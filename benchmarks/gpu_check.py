@@ -38,14 +38,13 @@ VARIANTS = [("fp32", None, False), ("bf16", "bf16", False), ("bf16+compile", "bf
 FULL = {"preset": "audiocraft_base_24khz", "batches": [16, 64], "seconds": 1.0, "steps": 5,
         "warmup": 2, "check_steps": 20, "check_batch": 16, "backend": None,
         "train": ["model=audiocraft_base_24khz", "msstftd.filters=32", "optim.updates_per_epoch=20",
-                  "dataset.batch_size=16", "dataset.segment_duration=1.0",
-                  "dataset.train.num_samples=320"],
+                  "dataset.batch_size=16", "dataset.segment_duration=1.0"],
         "minutes": 2.0, "codec_preset": "encodec_24khz", "codec_seconds": 30.0}
 QUICK = {"preset": "debug", "batches": [2], "seconds": 0.25, "steps": 1, "warmup": 1,
          "check_steps": 2, "check_batch": 2, "backend": "aot_eager",
          "train": ["optim.updates_per_epoch=2", "dataset.batch_size=2",
-                   "dataset.segment_duration=0.25", "dataset.train.num_samples=4",
-                   "dataset.valid.num_samples=2", "msstftd.filters=4"],
+                   "dataset.segment_duration=0.25", "dataset.valid.num_samples=2",
+                   "msstftd.filters=4"],
         "minutes": 0.2, "codec_preset": "debug", "codec_seconds": 3.0}
 
 

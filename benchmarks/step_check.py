@@ -45,13 +45,16 @@ def make_step(preset: str, device: str = "cpu", autocast: str | None = None,
 def init_codebooks(step: GANStep, x: torch.Tensor) -> None:
     """Run k-means for every codebook now: with quantizer dropout a codebook is initialised the
     first time a step reaches it, which would land 50 k-means iterations in a timed step."""
-    quantizer = getattr(step.raw_model, "quantizer", None)
+    model = step.raw_model
+    quantizer = getattr(model, "quantizer", None)
     if quantizer is None:
         return
     dropout, quantizer.q_dropout = quantizer.q_dropout, False
     active, quantizer.n_q_active = quantizer.n_q_active, quantizer.n_q
     try:
-        step.raw_model(x)
+        # encoder.forward, not encoder(): skips torch.compile, which would build extra
+        # no-grad graphs just for this.
+        quantizer(model.encoder.forward(x))
     finally:
         quantizer.q_dropout, quantizer.n_q_active = dropout, active
 
