@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -161,6 +162,9 @@ def test_cli_scan_writes_outputs(tmp_path, good_dir):
     assert f"{len(bad)} rejected" in r.stdout
     assert "probed" in r.stderr and "ETA" in r.stderr  # progress display
     assert "start-up:" in r.stderr and "files/s" in r.stdout  # both figures
+    workers = re.search(r"start-up: [\d.]+s \(Ray [\d.]+s, (\d+) workers", r.stderr)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert workers and int(workers[1]) == cpus, r.stderr  # one warm worker per CPU before
     m = pq.read_table(out)
     rejects = pq.read_table(out.with_suffix(".rejects.parquet"))
     assert m.num_rows == len(list(good_dir.iterdir()))
