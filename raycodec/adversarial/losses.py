@@ -150,11 +150,13 @@ class AdversarialLoss(nn.Module):
             raise ValueError("adversary: expected (list of logits, list of feature map lists)")
         return logits, fmaps
 
-    def train_adv(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    def train_adv(self, fake: torch.Tensor, real: torch.Tensor,
+                  weight: float = 1.0) -> torch.Tensor:
         """One discriminator update on (fake, real); returns the detached loss.
 
         A single forward on cat([real, fake]) (DDP allows one forward per backward). The step is
-        skipped, on every rank alike, if the loss or the gradients are not finite.
+        skipped, on every rank alike, if the loss or the gradients are not finite. `weight`
+        scales this rank's gradient when ranks hold unequal slices of the batch (elastic).
         """
         if fake.shape != real.shape:
             raise ValueError(f"train_adv: fake {tuple(fake.shape)} != real {tuple(real.shape)}")
@@ -167,7 +169,7 @@ class AdversarialLoss(nn.Module):
         if self.normalize:
             loss = loss / len(logits)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * weight if weight != 1.0 else loss).backward()
         grads = [p.grad for p in self.adversary.parameters() if p.grad is not None]
         grad_norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
         self.last_skipped = not all_ranks_true(torch.isfinite(loss) & torch.isfinite(grad_norm))

@@ -55,6 +55,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "autocast_dtype": ("bfloat16", "float16"),
     "continue_from_parts": ("model", "ema", "adv_losses", "balancer"),
 }
+# Keys that take one of several types: an int, or a [MIN, MAX] range (elastic Ray Train workers).
+UNION_TYPES: dict[str, tuple[str, ...]] = {"ray.num_workers": ("int", "list[int]")}
 # Numbers that must be > 0: a zero here would silently turn training off.
 POSITIVE = ("balancer.total_norm",)
 # Model presets known without importing torch; other names are checked against the registry.
@@ -166,15 +168,31 @@ def check_values(cfg: dict, defaults: Mapping, prefix: str = "") -> None:
             continue
         if value is None and (default is None or path in NULLABLE):
             continue
-        kind = expected_type(path, default)
-        try:
-            cfg[key] = coerce(value, kind)
-        except TypeError:
-            given = "null" if value is None else f"{value!r} ({type(value).__name__})"
-            raise ConfigError(f"wrong type for {path!r}: expected {kind}, got {given}") from None
+        kinds = UNION_TYPES.get(path, (expected_type(path, default),))
+        cfg[key] = _coerce_any(path, value, kinds)
         _check_choice(path, cfg[key])
+        if path in UNION_TYPES and isinstance(cfg[key], list):
+            _check_range(path, cfg[key])
         if path in POSITIVE and not cfg[key] > 0:
             raise ConfigError(f"bad value {cfg[key]!r} for {path!r}: expected a number > 0")
+
+
+def _coerce_any(path: str, value: Any, kinds: tuple[str, ...]) -> Any:
+    """`value` coerced to the first of `kinds` that takes it; ConfigError when none does."""
+    for kind in kinds:
+        try:
+            return coerce(value, kind)
+        except TypeError:
+            continue
+    given = "null" if value is None else f"{value!r} ({type(value).__name__})"
+    raise ConfigError(f"wrong type for {path!r}: expected {' or '.join(kinds)}, got {given}")
+
+
+def _check_range(path: str, value: list) -> None:
+    """A [MIN, MAX] range of counts: two ints with 1 <= MIN <= MAX."""
+    if len(value) != 2 or not 1 <= value[0] <= value[1]:
+        raise ConfigError(f"bad value {value!r} for {path!r}: expected an int or [MIN, MAX] "
+                          "with 1 <= MIN <= MAX")
 
 
 def _check_choice(path: str, value: Any) -> None:

@@ -102,13 +102,20 @@ class Balancer:
 
     def combine(
         self, losses: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor],
-        input: torch.Tensor,
+        input: torch.Tensor, weight: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Balance precomputed per-loss gradients: (gradient for `input`, effective loss)."""
+        """Balance precomputed per-loss gradients: (gradient for `input`, effective loss).
+
+        `weight`: this rank's items over an equal share (W * n_rank / B) when ranks hold
+        unequal slices of the global batch; the norms and the gradient then stay those of the
+        global batch's mean loss (raycodec/train/elastic.py). 1 leaves everything untouched.
+        """
         names = list(losses)
         if self.per_batch_item and input.dim() < 2:
             raise ValueError(f"balancer: per_batch_item needs a batched input, got {input.shape}")
         stats = torch.stack([self._local_stat(grads[n]).double() for n in names])
+        if weight != 1.0:  # rank r's part of the global-loss gradient is (weight / W) x local
+            stats = stats * weight ** 2
         world = world_size()
         if world > 1:
             dist.all_reduce(stats)
@@ -138,6 +145,8 @@ class Balancer:
         out_grad = torch.zeros_like(input)
         for name, scale in zip(names, scales):
             out_grad.add_(grads[name] * scale)
+        if weight != 1.0:  # DDP averages over ranks: a bigger slice weighs more
+            out_grad.mul_(weight)
         values = torch.stack([losses[n].detach().to(input.dtype) for n in names])
         effective = (scales * values).sum()
         return out_grad, effective

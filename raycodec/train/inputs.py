@@ -120,19 +120,37 @@ def worker_resources(cfg: DictConfig) -> dict:
     return res
 
 
+def worker_range(cfg: DictConfig) -> tuple[int, int]:
+    """(MIN, MAX) Train workers: `ray.num_workers` is an int (fixed) or [MIN, MAX] (elastic)."""
+    n = cfg.ray.num_workers
+    return (n, n) if isinstance(n, int) else (int(n[0]), int(n[1]))
+
+
+def is_elastic(cfg: DictConfig) -> bool:
+    """Whether `ray.num_workers` is a [MIN, MAX] range (Ray Train elastic scaling)."""
+    return not isinstance(cfg.ray.num_workers, int)
+
+
 def check_cluster(cfg: DictConfig, available: dict) -> None:
     """Fail early when the workers can never fit the cluster (Ray would wait forever)."""
-    n = cfg.ray.num_workers
-    if n < 1:
-        raise JobError(f"ray.num_workers must be >= 1, got {n}")
-    if cfg.dataset.batch_size % n:
-        raise JobError(f"dataset.batch_size {cfg.dataset.batch_size} is global and must divide "
-                       f"evenly over ray.num_workers={n}")
+    low, high = worker_range(cfg)
+    if low < 1:
+        raise JobError(f"ray.num_workers must be >= 1, got {low}")
+    batch = cfg.dataset.batch_size
+    if is_elastic(cfg):  # any size in the range: shares may differ by one item (see elastic.py)
+        if high > batch:
+            raise JobError(f"dataset.batch_size {batch} is global: ray.num_workers "
+                           f"[{low}, {high}] would leave workers without an item; keep MAX "
+                           f"<= {batch}")
+    elif batch % low:
+        raise JobError(f"dataset.batch_size {batch} is global and must divide "
+                       f"evenly over ray.num_workers={low} (or give a [MIN, MAX] range)")
     if cfg.ray.autoscaling:  # GPU nodes may scale up from zero: Ray waits for them
         return
     if cfg.ray.use_gpu and available.get("GPU", 0) == 0:
         raise JobError("ray.use_gpu=true but the Ray cluster has no GPU; run on GPU nodes, set "
                        "ray.use_gpu=false, or ray.autoscaling=true if GPU nodes scale up")
+    n = low  # an elastic job starts once MIN workers fit, and grows when nodes join
     for key, amount in worker_resources(cfg).items():
         need, have = amount * n, available.get(key, 0.0)
         # Ray Data's decoding tasks need at least one CPU beside the Train workers.
@@ -156,7 +174,7 @@ def init_ray(cfg: DictConfig) -> None:
             try:  # a cluster started on this machine with `ray start`
                 ray.init(address="auto")
             except ConnectionError:  # none: a local one, CPUs oversubscribed for data loading
-                needed = cfg.ray.num_workers * worker_resources(cfg)["CPU"] + 2
+                needed = worker_range(cfg)[1] * worker_resources(cfg)["CPU"] + 2
                 cpus = max(os.cpu_count() or 1, int(needed + 0.999))
                 ray.init(address="local", num_cpus=cpus)
     ray.data.DataContext.get_current().enable_progress_bars = False

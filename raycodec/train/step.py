@@ -153,8 +153,14 @@ class GANStep:
             losses[name] = criterion(y, x)
         return losses
 
-    def __call__(self, batch: torch.Tensor, step: int, rng: torch.Generator) -> dict[str, float]:
-        """Run one training step on `batch` [B, C, T]; returns flat float metrics."""
+    def __call__(self, batch: torch.Tensor, step: int, rng: torch.Generator,
+                 weight: float = 1.0) -> dict[str, float]:
+        """Run one training step on `batch` [B, C, T]; returns flat float metrics.
+
+        `weight` (elastic, unequal slices of the global batch): this rank's items over an equal
+        share, W * n_rank / B; every gradient is scaled by it so that DDP's average is the
+        global batch's gradient (raycodec/train/elastic.py). Metrics stay this rank's own.
+        """
         timer = self.timer
         x = self._check_batch(batch)
         metrics: dict[str, torch.Tensor | float] = {}
@@ -167,7 +173,8 @@ class GANStep:
 
         if len(self.adversaries) and torch.rand(1, generator=rng).item() <= 1 / self.adv_every:
             with timer("discriminator"):
-                d_losses = {f"d_{n}": a.train_adv(y, x) for n, a in self.adversaries.items()}
+                d_losses = {f"d_{n}": a.train_adv(y, x, weight)
+                            for n, a in self.adversaries.items()}
                 metrics["d_loss"] = torch.stack(list(d_losses.values())).sum()
                 metrics["d_skipped"] = float(any(a.last_skipped for a in self.adversaries.values()))
                 metrics.update(d_losses)
@@ -184,7 +191,7 @@ class GANStep:
         with timer("loss_grads"):  # one VJP per balanced loss, through its own graph only
             loss_grads = self.balancer.loss_grads(balanced, y)
         with timer("balancer"):
-            grad, g_loss = self.balancer.combine(balanced, loss_grads, y)
+            grad, g_loss = self.balancer.combine(balanced, loss_grads, y, weight)
         del loss_grads, balanced  # frees the loss graphs (discriminator activations) early
         metrics["g_loss"] = g_loss
         metrics.update(self.balancer.metrics)
@@ -195,7 +202,7 @@ class GANStep:
             penalty = qres.penalty
             if penalty is not None and penalty.requires_grad:
                 outputs.append(penalty)  # commitment loss, weight 1, outside the balancer
-                grads.append(torch.ones_like(penalty))
+                grads.append(torch.full_like(penalty, weight))
             # One backward for everything: DDP allows one backward per forward.
             torch.autograd.backward(outputs, grads)
         if penalty is not None:
