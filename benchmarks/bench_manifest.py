@@ -6,7 +6,7 @@ The loop does the checks a user would write by hand: soundfile.info plus a read 
 10k paths hard-linked from a few hundred unique files). The loop runs at the niceness of Ray's
 workers (Ray nices them), so that load from other processes weighs on both sides alike.
 
-    python benchmarks/bench_manifest.py [--files 10000] [--out FILE]
+    python benchmarks/bench_manifest.py [--files 10000] [--out FILE]   (FILE.json + FILE.png)
 """
 
 from __future__ import annotations
@@ -143,6 +143,32 @@ def cli_run(audio: Path, out: Path, *extra: str) -> dict:
                 reused=int(reused[1]) if reused else 0, wall_s=wall)
 
 
+def plot(rows: list[tuple[str, str, str]], res: dict, path: Path) -> None:
+    """Horizontal bars of files/s per row, with the anchor and the 1.6x target marked."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no figure")
+        return
+    rows = [r for r in rows if "re-scan" not in r[0]][::-1]  # all reused: off the scale
+    names, fps = [r[0] for r in rows], [float(r[1]) for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.barh(names, fps, color=["tab:green" if "CLI" in n else "tab:gray" for n in names])
+    for i, r in enumerate(rows):
+        ax.text(fps[i], i, f" {r[2]}x", va="center", fontsize=8)
+    for mult, style in ((1.0, ":"), (1.6, "--")):
+        ax.axvline(mult * res["loop_info_tail_fps"], color="k", ls=style, lw=1)
+    ax.set_xlabel("files/s; dotted: the anchor loop, dashed: the 1.6x target")
+    ax.set_title(f"manifest scan, {res['files']} files, {res['cpus']} CPUs, load average "
+                 f"{res['loadavg_before'][0]:.1f}-{res['loadavg_after'][0]:.1f}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print a table and write JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -203,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
           f"start-up < 15 s ({'met' if cli['startup_s'] < 15 else 'NOT met'})")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
-    print(f"wrote {args.out}")
+    plot(rows, res, Path(args.out).with_suffix(".png"))
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.png').name}")
     return 0
 
 
