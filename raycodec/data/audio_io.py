@@ -56,10 +56,9 @@ def file_size(path: str) -> int:
 
 
 def read_head(path: str, n: int = 16) -> bytes:
-    """First n bytes of a file (to sniff its format)."""
+    """First n bytes of a file (to sniff its format, or parse its headers)."""
     if not is_uri(path):
-        with open(path, "rb") as f:
-            return f.read(n)
+        return _pread(path, n, 0)
     fs, p = resolve_uri(path)
     with fs.open_input_file(p) as f:
         return f.read(n)
@@ -82,9 +81,16 @@ def read_tail(path: str, size: int, n: int) -> bytes:
     """The last n bytes of a file of `size` bytes (fewer when the file is shorter)."""
     start = max(0, size - n)
     if not is_uri(path):
-        with open(path, "rb") as f:
-            f.seek(start)
-            return f.read(size - start)
+        return _pread(path, size - start, start)
     fs, p = resolve_uri(path)
     with fs.open_input_file(p) as f:
         return f.read_at(size - start, start)
+
+
+def _pread(path: str, n: int, offset: int) -> bytes:
+    """n bytes at offset of a local file: no buffered file object (the probe reads per file)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(fd, n, offset)
+    finally:
+        os.close(fd)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 
 # A page: "OggS", version 0, flags, granule (int64 LE), serial, sequence, CRC, segment count,
 # lacing values; its body length is the sum of the lacing values.
@@ -119,24 +120,20 @@ def parse_pages(data: bytes, starts: list[int]) -> list[Page] | None:
     pages, carry = [], None  # carry: first byte of a packet continued onto the next page
     pending = False
     for i, s in enumerate(starts):
-        flags = data[s + 5]
-        if i > 0 and bool(flags & _CONTINUED) != pending:
+        flags, nseg = data[s + 5], data[s + 26]
+        continued = bool(flags & _CONTINUED)
+        if nseg == 0 or (i > 0 and continued != pending):
             return None  # a continuation without a started packet, or the reverse
-        nseg = data[s + 26]
-        pos = s + HEADER + nseg
-        first = carry if flags & _CONTINUED else None
-        fresh = not flags & _CONTINUED
-        firsts = []
-        for v in data[s + HEADER : s + HEADER + nseg]:
-            if fresh:
-                first = data[pos] if v else -1
-                fresh = False
-            pos += v
-            if v < 255:
-                firsts.append(first)
-                fresh = True
-        pending = not fresh
-        carry = first if pending else None
+        body = s + HEADER + nseg
+        lacing = data[s + HEADER : body]
+        offsets = list(accumulate(lacing, initial=0))  # segment k starts at body + offsets[k]
+        # A lacing value < 255 ends a packet; the next packet starts at the next segment.
+        starts_at = [0] + [k + 1 for k, v in enumerate(lacing) if v < 255]
+        firsts = [data[body + offsets[k]] if lacing[k] else -1 for k in starts_at if k < nseg]
+        if continued:
+            firsts[0] = carry  # the packet at segment 0 began on the previous page
+        pending = starts_at[-1] < nseg  # the last packet does not end on this page
+        carry = firsts.pop() if pending else None
         serial = int.from_bytes(data[s + 14 : s + 18], "little")
         pages.append(Page(_granule(data, s), flags, serial, tuple(firsts)))
     return pages
@@ -227,18 +224,17 @@ def _durations(pages: list[Page], setup: VorbisSetup) -> list[int | None]:
     return out
 
 
-def vorbis_shortfall(head: bytes, tail: bytes, starts: list[int] | None = None) -> int | None:
+def vorbis_shortfall(setup: VorbisSetup, tail: bytes,
+                     starts: list[int] | None = None) -> int | None:
     """Frames the final page's granule claims beyond what its packets decode to (0 when none).
 
     None when that cannot be told with certainty (not Vorbis, a chained or multiplexed stream,
     too few pages, or the mode table fails to reproduce an earlier page's granule delta):
     the caller then measures the length by decoding the final page.
     """
-    setup = vorbis_setup(head)
-    if setup is None:
-        return None
     starts = page_chain(tail) if starts is None else starts
-    pages = parse_pages(tail, starts) if len(starts) >= 3 else None
+    # The last 4 pages: the final one, two to check the mode table on, one for their context.
+    pages = parse_pages(tail, starts[-4:]) if len(starts) >= 3 else None
     if pages is None or len({p.serial for p in pages}) != 1:
         return None
     final = pages[-1]

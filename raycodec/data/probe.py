@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from raycodec.data.audio_io import file_size, open_audio, read_head, read_tail
-from raycodec.data.ogg import final_pages, vorbis_shortfall
+from raycodec.data.ogg import final_pages, vorbis_setup, vorbis_shortfall
 from raycodec.data.reader import read_float
 
 # Why a file cannot be used; the rejects Parquet file's `reason` column takes these values.
@@ -143,7 +143,10 @@ def _check_ogg(f: sf.SoundFile, path: str, size: int, frames: int, n: int, full:
         return _check_frames(f, frames, n, full, start, full)
     if t < 2 * f.samplerate:  # libsndfile's VORBIS_SEEK_THRESHOLD: an exact forward skip
         return _check_frames(f, frames, n, False, t, False)
-    shortfall = vorbis_shortfall(read_head(path, 1 << 16), end.tail, end.starts)
+    setup = vorbis_setup(read_head(path, 1 << 14))  # the headers are ~4 kB, unless tagged
+    if setup is None and size > 1 << 14:
+        setup = vorbis_setup(read_head(path, 1 << 18))
+    shortfall = None if setup is None else vorbis_shortfall(setup, end.tail, end.starts)
     if shortfall is None:
         return _check_frames(f, frames, n, False, start, False)
     # Decode the last n frames as the loop does (a check of the final packets; the position

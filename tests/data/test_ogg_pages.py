@@ -55,7 +55,8 @@ def test_shortfall_from_packets_matches_a_full_decode(long_oggs):
         head, data = _ends(path)
         end = final_pages(lambda n, d=data: d[-n:], len(data))
         assert end is not None and header - end.prev_granule > 4096, name  # a long final page
-        assert vorbis_shortfall(head, end.tail, end.starts) == header - decodable, name
+        setup = vorbis_setup(head)
+        assert vorbis_shortfall(setup, end.tail, end.starts) == header - decodable, name
 
 
 def test_probe_on_long_files_takes_the_decodable_length(long_oggs):
@@ -79,7 +80,7 @@ def test_unverifiable_mode_table_falls_back_to_decoding(long_oggs, tmp_path):
     bad.write_bytes(set_granule(data, offset, granule + 1))
     head, data = _ends(bad)
     end = final_pages(lambda n: data[-n:], len(data))
-    assert vorbis_shortfall(head, end.tail, end.starts) is None
+    assert vorbis_shortfall(vorbis_setup(head), end.tail, end.starts) is None
     row = probe_file(str(bad))
     assert row["ok"] and row["frames"] == _decoded(bad) == decodable, row
 
