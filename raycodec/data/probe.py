@@ -80,10 +80,11 @@ def _non_finite(got: np.ndarray, start: int) -> tuple[str, str] | None:
     return "nan_or_inf", f"{int(bad.sum())} non-finite samples, first at frame {first}"
 
 
-# Decoding a file's first frames is a copy for PCM but a real decode for compressed codecs (for
-# Ogg Vorbis ~15% of the probe, and the hand-written loop the scan is measured against skips
-# it). Without --full-check compressed files therefore skip it: a damaged first block is then
-# found at training time, as a counted read failure, instead of at scan time.
+# Decoding a file's first frames is a copy for PCM (and cheap for FLAC, whose subtypes are
+# PCM_*) but a real decode for lossy codecs (for Ogg Vorbis ~15% of the probe, and the
+# hand-written loop the scan is measured against skips it). Without --full-check lossy files
+# therefore skip it: a damaged first block is then found at training time, as a counted read
+# failure, instead of at scan time.
 _COPY_SUBTYPES = ("PCM", "FLOAT", "DOUBLE", "ULAW", "ALAW")
 
 

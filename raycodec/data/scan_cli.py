@@ -105,8 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rescan", action="store_true", help="probe every file again")
     p.add_argument("--check-frames", type=int, default=4096, help="frames decoded per check")
     p.add_argument("--full-check", action="store_true",
-                   help="decode every frame (slow); by default compressed files (Ogg, FLAC, "
-                        "MP3) are decoded at their end only, PCM files at both ends")
+                   help="decode every frame (slow); by default lossy files (Ogg Vorbis/Opus, "
+                        "MP3) are decoded at their end only, PCM and FLAC at both ends")
     p.add_argument("--shard-rows", type=int, default=SHARD_ROWS,
                    help="larger manifests are written as a folder of Parquet shards")
     p.add_argument("--address", help="Ray cluster address (default: start a local one)")
