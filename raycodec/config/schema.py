@@ -18,7 +18,9 @@ class ConfigError(ValueError):
 
 # Sections whose keys are free (kwargs of a torch activation, Ray resources): no key checks.
 OPEN_SECTIONS = ("*.activation_params", "seanet.final_activation_params",
-                 "ray.resources_per_worker", "compile_kwargs")
+                 "ray.resources_per_worker", "compile_kwargs", "schedule")
+# Keys a `schedule` may change at an epoch boundary (raycodec.train.schedule applies them).
+SCHEDULABLE = ("losses.*", "adversarial.every", "optim.lr")
 
 # Types of keys whose default is null (the model overrides mirror raycodec.models.presets).
 NULL_DEFAULT_TYPES: dict[str, str] = {
@@ -175,6 +177,8 @@ def check_values(cfg: dict, defaults: Mapping, prefix: str = "") -> None:
             _check_range(path, cfg[key])
         if path in POSITIVE and not cfg[key] > 0:
             raise ConfigError(f"bad value {cfg[key]!r} for {path!r}: expected a number > 0")
+    if not prefix and cfg.get("schedule"):
+        cfg["schedule"] = check_schedule(cfg["schedule"], cfg)
 
 
 def _coerce_any(path: str, value: Any, kinds: tuple[str, ...]) -> Any:
@@ -227,3 +231,62 @@ def model_overrides(cfg: Mapping) -> dict[str, Any]:
     for section in MODEL_SECTIONS:
         overrides.update({k: v for k, v in (cfg.get(section) or {}).items() if v is not None})
     return overrides
+
+
+def _scheduled_value(key: str, value: Any) -> Any:
+    """One schedule value, coerced to the key's type and checked against its range."""
+    kind = "int" if key == "adversarial.every" else "float"
+    try:
+        value = coerce(value, kind)
+    except TypeError:
+        raise ConfigError(f"wrong type in schedule {key!r}: expected {kind}, got "
+                          f"{value!r}") from None
+    low, strict = {"adversarial.every": (1, False), "optim.lr": (0, True)}.get(key, (0, False))
+    if not (value > low if strict else value >= low):
+        raise ConfigError(f"bad value {value!r} in schedule {key!r}: expected a number "
+                          f"{'>' if strict else '>='} {low}")
+    return value
+
+
+def check_schedule(schedule: Any, cfg: Mapping) -> dict[str, dict[int, Any]]:
+    """The `schedule` mapping checked (keys, epochs, types) and made canonical: int epochs in
+    order, entries that change nothing dropped, so that equal schedules sign equally."""
+    if not isinstance(schedule, Mapping):
+        raise ConfigError("'schedule' must map config keys to {epoch: value}, e.g. "
+                          "schedule: {losses.adv: {0: 4.0, 20: 2.0}}")
+    valid = [f"losses.{k}" for k in cfg["losses"]] + ["adversarial.every", "optim.lr"]
+    out: dict[str, dict[int, Any]] = {}
+    for key, points in schedule.items():
+        key = str(key)
+        if key not in valid:
+            raise ConfigError(f"schedule key {key!r} cannot be scheduled{suggest(key, valid)} "
+                              f"(schedulable: {', '.join(valid)})")
+        if not isinstance(points, Mapping) or not points:
+            raise ConfigError(f"schedule {key!r} must map epochs to values, e.g. "
+                              "{0: 4.0, 20: 2.0}")
+        bad = [e for e in points if not str(e).isdigit()]
+        if bad:
+            raise ConfigError(f"schedule {key!r}: epoch {bad[0]!r} is not an integer >= 0")
+        section, _, leaf = key.partition(".")
+        current, entries = cfg[section][leaf], {}
+        for epoch in sorted(points, key=int):
+            value = _scheduled_value(key, points[epoch])
+            if value != current:  # a no-op entry would only change the signature
+                entries[int(epoch)], current = value, value
+        if entries:
+            out[key] = entries
+    for epoch in sorted({0, *(e for points in out.values() for e in points)}):
+        weights = [value_at(out.get(f"losses.{k}"), v, epoch) for k, v in cfg["losses"].items()]
+        if not any(w > 0 for w in weights):
+            raise ConfigError(f"schedule: every loss weight is 0 from epoch {epoch}")
+    return out
+
+
+def value_at(points: Mapping[int, Any] | None, default: Any, epoch: int) -> Any:
+    """A piecewise-constant schedule's value at `epoch` (`default` before its first entry)."""
+    value = default
+    for start, item in sorted((points or {}).items()):
+        if start > epoch:
+            break
+        value = item
+    return value

@@ -111,6 +111,14 @@ class AimTracker:
                            context={"subset": subset})
 
     @_safe
+    def log_hparams(self, values: Mapping[str, float], step: int, epoch: int) -> None:
+        """Track scheduled hyperparameters (`losses.adv`, ...) per epoch, context
+        {'subset': 'schedule'}: one sequence per hyperparameter."""
+        for name, value in values.items():
+            self.run.track(float(value), name=name, step=step, epoch=epoch,
+                           context={"subset": "schedule"})
+
+    @_safe
     def log_audio(self, name: str, audio, sample_rate: int, step: int,
                   epoch: int | None = None, context: Mapping | None = None,
                   caption: str = "") -> None:

@@ -28,6 +28,7 @@ from raycodec.train.checkpoint import (
     set_rng_state,
     write_training_checkpoint,
 )
+from raycodec.train import schedule
 from raycodec.train.finetune import build_solver
 from raycodec.train.plan import RunInfo, WorkerJob
 from raycodec.train.step import GANStep, average_metrics
@@ -111,13 +112,18 @@ def setup(job: WorkerJob) -> Worker:
                   bandwidths, {"q_dropout": raw.quantizer.generator})
 
 
-def resume(w: Worker) -> None:
-    """Restore the solver, counters and RNG states of the latest checkpoint, if any."""
+def resume(w: Worker, handed: str | None = None) -> None:
+    """Restore the solver, counters and RNG states of the latest checkpoint, if any; else of
+    `handed` (a checkpoint folder a Tune trial was handed: its own or, after a PBT exploit,
+    the better trial's)."""
     checkpoint = ray.train.get_checkpoint()
-    if not checkpoint:
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            state = load_checkpoint(directory)
+    elif handed:
+        state = load_checkpoint(handed)
+    else:
         return
-    with checkpoint.as_directory() as directory:
-        state = load_checkpoint(directory)
     w.step_fn.load_state_dict(state["solver"])
     w.epoch, w.step = state["epoch"], state["step"]
     set_rng_state(state["rng"], w.generators)
@@ -234,7 +240,7 @@ def train_loop_per_worker(config: dict) -> None:
     """Train for `optim.epochs` epochs of `optim.updates_per_epoch` GAN steps, resuming if asked."""
     job: WorkerJob = config["job"]  # raycodec.train.plan.JobPlan.worker_job
     w = setup(job)
-    resume(w)
+    resume(w, job.resume_from)
     cfg = w.cfg
     w.tracker = _Tracker(w.run, cfg, w.rank)
     w.evaluations = _background_evaluations(w, job.eval_paths)
@@ -242,6 +248,7 @@ def train_loop_per_worker(config: dict) -> None:
         batch_size=cfg.dataset.batch_size // w.world, drop_last=True, prefetch_batches=2))
     valid_shard = ray.train.get_dataset_shard("valid")
     while w.epoch < cfg.optim.epochs:
+        schedule.at_epoch(w.step_fn, cfg, w.epoch, w.tracker, w.step)  # losses, every, lr
         train = train_epoch(w, batches)
         valid = validate(w, valid_shard)
         w.tracker.log_metrics(valid, w.step, w.epoch, "valid")

@@ -47,6 +47,7 @@ class WorkerJob:
     run: RunInfo
     init: Any = None               # object-store reference of the `continue_from` InitState
     eval_paths: list[str] = field(default_factory=list)  # held-out files of `evaluate.every`
+    resume_from: str | None = None  # a handed checkpoint folder (Tune, PBT), when Train has none
 
 
 @dataclass
@@ -62,6 +63,7 @@ class JobPlan:
     latest: dict | None = None     # meta of the run's latest checkpoint (resume), if any
     init: Any = None               # `continue_from` weights in the object store (not resuming)
     init_digest: str | None = None  # content hash of the `continue_from` source
+    resume_from: str | None = None  # checkpoint folder to start from (`latest` is its meta)
 
     @property
     def start_epoch(self) -> int:
@@ -83,22 +85,25 @@ class JobPlan:
     def worker_job(self) -> WorkerJob:
         """The workers' part of the plan (no tables: the datasets carry the data)."""
         return WorkerJob(OmegaConf.to_container(self.cfg, resolve=True), self.run, self.init,
-                         self.eval_paths())
+                         self.eval_paths(), resume_from=self.resume_from)
 
-    def for_trial(self, cfg: DictConfig, run: RunInfo) -> JobPlan:
+    def for_trial(self, cfg: DictConfig, run: RunInfo, handed: str | None = None) -> JobPlan:
         """This sweep's plan for one trial: its config and run, the sweep's data and weights.
 
         Nothing is read or checked again; only the trial's own checkpoints are looked up, so that
-        a restarted trial resumes (and then does not take `continue_from` again).
+        a restarted trial resumes (and then does not take `continue_from` again). `handed`: a
+        checkpoint folder inside the run's folder to start from (a PBT trial's), unless the run
+        has a newer one of its own.
         """
         from raycodec.train.checkpoint import latest_checkpoint_meta
 
         os.makedirs(run.run_dir, exist_ok=True)
         latest = latest_checkpoint_meta(run.run_dir)
+        resume_from = handed if latest is not None and latest["path"] == handed else None
         if latest is not None and self.init is not None:
             print("[raycodec] continue_from is not applied: the trial resumes from its own "
                   "checkpoint", flush=True)
-        return dataclasses.replace(self, cfg=cfg, run=run, latest=latest,
+        return dataclasses.replace(self, cfg=cfg, run=run, latest=latest, resume_from=resume_from,
                                    resources=worker_resources(cfg),
                                    init=None if latest is not None else self.init)
 
