@@ -1,6 +1,6 @@
 """Quality benchmark: train the small codec for a fixed budget and compare it with Opus.
 
-    python benchmarks/bench_quality.py [--minutes 15] [--device cpu|cuda] [--eval-every 25]
+    python benchmarks/bench_quality.py [--minutes 15] [--device cpu|cuda] [--eval-every 100]
         [--warmup-steps 1000000] [--ship raycodec/assets/small_24khz] [key=value ...]
 
 Data: an embedded corpus the project makes itself (espeak-ng speech in 8 languages and 19 voice
@@ -97,8 +97,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=15.0, help="training budget (default 15)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on a shared machine 2 threads ran the "
+                        "small model's forward 10-30x slower than 1, spinning at barriers)")
     p.add_argument("--config", default="small_24khz")
-    p.add_argument("--eval-every", type=int, default=25, help="steps between evaluations")
+    p.add_argument("--eval-every", type=int, default=100, help="steps between evaluations")
     p.add_argument("--warmup-steps", type=int, default=1_000_000,
                    help="steps with adversarial/feature losses off (default: the whole run)")
     p.add_argument("--valid-clips", type=int, default=16)
@@ -114,6 +117,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     """Run the benchmark; returns 0 (targets are reported, not asserted)."""
     args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -184,7 +188,7 @@ def main(argv=None) -> int:
         extrapolate_steps(curve, 6.0, opus6)
     steps_per_s = step / train_s
     # On a shared machine wall time buys fewer steps; CPU time says what an idle one would do.
-    idle_steps = budget * os.cpu_count() * step / cpu_s if cpu_s else 0.0
+    idle_steps = budget * args.threads * step / cpu_s if cpu_s else 0.0
 
     print("\n" + table(final + anchor_scores))
     print(f"\n{step} steps in {train_s / 60:.1f} min of training ({steps_per_s:.3f} steps/s; "
