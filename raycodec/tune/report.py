@@ -99,6 +99,13 @@ def table(rows: list[TrialRow], context: SweepContext) -> tuple[list[str], list[
     header = ["trial", *keys, f"best_{metric}", f"last_{metric}", "epochs", "status"]
     cells = [[r.trial_id, *[_fmt(plain_value(r.sampled.get(k, ""))) for k in keys], _fmt(r.best),
               _fmt(r.last), str(r.epochs), r.status] for r in rows]
+    if context.spec.population_based:  # the values are the last ones: show the clones too
+        from raycodec.tune.pbt import read_lineage
+
+        lineages = [read_lineage(context.trials_dir, r.trial_id) for r in rows]
+        header.append("lineage")
+        for row, lineage in zip(cells, lineages):
+            row.append(lineage.describe() if lineage else "-")
     return header, cells
 
 
@@ -143,7 +150,15 @@ def write_reports(sweep_dir: str, rows: list[TrialRow], context: SweepContext) -
 
 def write_best_config(sweep_dir: str, best: TrialRow, context: SweepContext) -> str:
     """The best trial's full config, loadable by `train.py --config FILE`."""
-    cfg = context.trial_config(best.sampled, experiment=False)
+    sampled = dict(best.sampled)
+    if context.spec.population_based:  # its hyperparameter history, to replay from scratch
+        from raycodec.tune.pbt import read_lineage, schedule_override, trial_values
+
+        lineage = read_lineage(context.trials_dir, best.trial_id)
+        sampled = trial_values(sampled, context.spec)
+        if lineage is not None:
+            sampled["schedule"] = schedule_override(lineage)
+    cfg = context.trial_config(sampled, experiment=False)
     path = os.path.join(sweep_dir, BEST_CONFIG)
     run_dir = os.path.join(context.trials_dir, best.trial_id)
     with open(path, "w") as f:

@@ -96,6 +96,17 @@ def _tuner(spec: SweepSpec, context: SweepContext, plan: JobPlan, storage: str,
                                grace_period=spec.grace_period,
                                reduction_factor=spec.reduction_factor)
                  if spec.scheduler == "asha" else FIFOScheduler())
+    extra = {}
+    if spec.population_based:
+        import random
+
+        from raycodec.tune.pbt import build_scheduler
+
+        random.seed(spec.seed)  # Tune's explore and exploit draw from Python's `random`
+        scheduler = build_scheduler(spec)
+        keep = plan.cfg.checkpoint.keep_last
+        extra = dict(stop={"epoch": spec.max_t}, checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=None if keep is None else max(2, keep)))
     return tune.Tuner(
         _trainable(context, plan),
         param_space={p.key: p.domain(grid=grid) for p in spec.params},
@@ -104,15 +115,19 @@ def _tuner(spec: SweepSpec, context: SweepContext, plan: JobPlan, storage: str,
                                     scheduler=scheduler, num_samples=spec.num_samples,
                                     max_concurrent_trials=limit),
         run_config=tune.RunConfig(name=spec.name, storage_path=storage, verbose=1,
-                                  callbacks=[AimStatusCallback(context), *callbacks]),
+                                  callbacks=[AimStatusCallback(context), *callbacks],
+                                  **extra),
     )
 
 
 def _trainable(context: SweepContext, plan: JobPlan):
     from ray import tune
 
+    from raycodec.tune.pbt import run_pbt_trial
+
+    function = run_pbt_trial if context.spec.population_based else run_trial
     # with_parameters puts the plan (manifest tables included) in the object store once.
-    return tune.with_resources(tune.with_parameters(run_trial, context=context, plan=plan),
+    return tune.with_resources(tune.with_parameters(function, context=context, plan=plan),
                                {"cpu": DRIVER_CPU})
 
 

@@ -31,6 +31,8 @@ from raycodec.tune.sweepfile import (
 )
 
 ALGORITHMS = ("random", "grid", "optuna", "auto")
+SCHEDULERS = ("asha", "none", "pbt", "pb2")
+PBT_KEYS = ("perturbation_interval", "quantile_fraction", "resample_probability", "mutations")
 # What validation reports and ASHA may rank on (raycodec.tracking.names: name -> min/max).
 VALID_METRICS = {m.name: metric_mode(m.name) for m in METRICS
                  if VALID in m.subsets and m.better and "<" not in m.name}
@@ -56,6 +58,10 @@ class SweepSpec:
     grace_period: int = 1
     reduction_factor: float = 2.0
     max_concurrent_trials: int | None = None
+    perturbation_interval: int = 1  # pbt / pb2: epochs between exploit/explore decisions
+    quantile_fraction: float = 0.25
+    resample_probability: float = 0.25
+    mutations: list[Param] = field(default_factory=list)  # pbt / pb2: what explore changes
     source: str = ""
     description: str = ""
     cfg: DictConfig | None = field(default=None, repr=False, compare=False)
@@ -66,7 +72,13 @@ class SweepSpec:
         out = asdict(self)
         out.pop("cfg"), out.pop("notes")
         out["params"] = {p.key: p.describe() for p in self.params}
+        out["mutations"] = {p.key: p.describe() for p in self.mutations}
         return out
+
+    @property
+    def population_based(self) -> bool:
+        """Whether trials exchange weights and hyperparameters (pbt, pb2)."""
+        return self.scheduler in ("pbt", "pb2")
 
     def expected_trials(self) -> int:
         """How many trials the finished sweep has (grid entries multiply `num_samples`)."""
@@ -170,8 +182,13 @@ def _check_params(params: list[Param], base: str, fixed: list[str]) -> None:
 def _scheduler(raw: dict | None, cfg: DictConfig) -> dict:
     raw = dict(raw or {})
     kind = str(raw.get("type", "asha")).lower()
-    if kind not in ("asha", "none"):
-        raise SweepError(f"scheduler.type must be asha or none, got {kind!r}")
+    if kind not in SCHEDULERS:
+        raise SweepError(f"scheduler.type must be one of {', '.join(SCHEDULERS)}, got {kind!r}")
+    if kind not in ("pbt", "pb2"):
+        extra = [k for k in raw if k in PBT_KEYS]
+        if extra:
+            raise SweepError(f"scheduler.{extra[0]} is a pbt/pb2 setting; scheduler.type is "
+                             f"{kind}")
     metric = str(raw.get("metric", "valid_mel"))
     name, bandwidth = parse_metric_key(metric.removeprefix("valid_"))
     if not metric.startswith("valid_") or name not in VALID_METRICS or (
@@ -193,8 +210,27 @@ def _scheduler(raw: dict | None, cfg: DictConfig) -> dict:
     if grace > max_t:
         raise SweepError(f"scheduler.grace_period ({grace}) exceeds max_t ({max_t})")
     rf = _number(raw.get("reduction_factor", 2), "scheduler.reduction_factor", 1, False)
-    return {"scheduler": kind, "metric": metric, "mode": mode, "max_t": max_t,
-            "grace_period": grace, "reduction_factor": rf}
+    out = {"scheduler": kind, "metric": metric, "mode": mode, "max_t": max_t,
+           "grace_period": grace, "reduction_factor": rf}
+    if kind in ("pbt", "pb2"):
+        interval = _int(raw.get("perturbation_interval", 1), "scheduler.perturbation_interval")
+        if interval >= max_t:
+            raise SweepError(f"scheduler.perturbation_interval ({interval}) must be below max_t "
+                             f"({max_t}): no trial would ever be perturbed")
+        every = int(cfg.checkpoint.every)
+        if interval % every:
+            raise SweepError(f"scheduler.perturbation_interval ({interval}) must be a multiple "
+                             f"of checkpoint.every ({every}): exploit copies a checkpoint")
+        quantile = _number(raw.get("quantile_fraction", 0.25), "scheduler.quantile_fraction", 0,
+                           False)
+        resample = _number(raw.get("resample_probability", 0.25),
+                           "scheduler.resample_probability", 0)
+        if quantile > 0.5 or resample > 1:
+            raise SweepError("scheduler.quantile_fraction must be in (0, 0.5] and "
+                             "scheduler.resample_probability in [0, 1]")
+        out.update(perturbation_interval=interval, quantile_fraction=quantile,
+                   resample_probability=resample)
+    return out
 
 
 def _algorithm(search: dict, params: list[Param]) -> str:
@@ -253,6 +289,14 @@ def load_sweep(name_or_file: str, overrides: list[str] = ()) -> SweepSpec:
     params = parse_space(search.get("space"))
     _check_params(params, base, fixed)
     algorithm = _algorithm(search, params)
+    scheduler = _scheduler(raw.get("scheduler"), cfg)
+    mutations = []
+    if scheduler["scheduler"] in ("pbt", "pb2"):
+        from raycodec.tune.pbt import check_mutations
+
+        mutations = check_mutations((raw.get("scheduler") or {}).get("mutations"), params,
+                                    scheduler["scheduler"], cfg)
+        _check_params([p for p in mutations if p not in params], base, fixed)
     notes = []
     if str(search.get("algorithm")).lower() == "auto" and algorithm == "random":
         notes.append("search.algorithm auto: random search (optuna is not installed; "
@@ -268,4 +312,4 @@ def load_sweep(name_or_file: str, overrides: list[str] = ()) -> SweepSpec:
         seed=_int(search.get("seed", 0), "search.seed", 0),
         max_concurrent_trials=max_concurrent, source=str(path),
         description=str(raw.get("description") or ""), cfg=cfg, notes=notes,
-        **_scheduler(raw.get("scheduler"), cfg))
+        mutations=mutations, **scheduler)

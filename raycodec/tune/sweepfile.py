@@ -16,7 +16,9 @@ SWEEPS_DIR = Path("experiments") / "sweeps"
 SECTIONS: dict[str, tuple[str, ...] | None] = {
     "name": None, "description": None, "config": None, "overrides": None,
     "search": ("algorithm", "num_samples", "seed", "space"),
-    "scheduler": ("type", "metric", "mode", "max_t", "grace_period", "reduction_factor"),
+    "scheduler": ("type", "metric", "mode", "max_t", "grace_period", "reduction_factor",
+                  "perturbation_interval", "quantile_fraction", "resample_probability",
+                  "mutations"),
     "resources": ("workers", "cpus_per_worker", "gpus_per_worker"),
     "max_concurrent_trials": None,
 }
@@ -112,7 +114,7 @@ def flat_overrides(node: Any, prefix: str = "") -> list[str]:
         raise SweepError("'overrides' must map config keys to values, e.g. 'optim.epochs: 3'")
     items = []
     for key, value in node.items():
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict) and value and f"{prefix}{key}" != "schedule":  # dotted keys
             items += flat_overrides(value, f"{prefix}{key}.")
         else:
             items.append(f"{prefix}{key}={json.dumps(value)}")

@@ -1,0 +1,270 @@
+"""Population-based training (Tune's PBT and PB2) over schedulable hyperparameters.
+
+Every `perturbation_interval` epochs a trial reports its Train checkpoint to Tune (copied, with
+the trial's `lineage.json`). When PBT exploits, Tune restarts the worse trial with the better
+trial's checkpoint and mutated values: `run_pbt_trial` copies that checkpoint into a new Train
+run of the worse trial (`<trial>-e<epoch>-<source>`), whose workers resume from it (generator,
+EMA, discriminators and optimizers, balancer EMA, RNG states) and train on with the new values.
+The values a trial's weights saw, epoch by epoch, travel as its config's `schedule`, so the
+winner's config replays from scratch (`train.py --config best_config.yaml`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig
+from ray.train.v2.api.callback import UserCallback
+
+from raycodec.tune.space import Param, SweepError, parse_space
+from raycodec.tune.spec import SweepSpec, plain_value
+
+LINEAGE_FILE = "lineage.json"
+HANDED_DIR = "handed_checkpoint"
+RANGES = ("uniform", "loguniform", "randint")
+_CHECKPOINT_KEY = "_raycodec_checkpoint"
+
+
+def check_mutations(raw: Any, params: list[Param], kind: str, cfg: DictConfig) -> list[Param]:
+    """The mutated hyperparameters (default: the search space), checked: schedulable keys that
+    the initial population samples, not scheduled by the base config; ranges only for pb2."""
+    if raw is not None and not isinstance(raw, dict):
+        raise SweepError("scheduler.mutations must map config keys to entries, e.g. "
+                         "'optim.lr: loguniform [1e-4, 1e-3]' (default: the search space)")
+    mutations = list(params) if raw is None else parse_space(raw)
+    schedulable = [f"losses.{k}" for k in cfg.losses] + ["adversarial.every", "optim.lr"]
+    searched = {p.key for p in params}
+    for p in mutations:
+        if p.key not in schedulable:
+            raise SweepError(f"scheduler.mutations {p.key!r}: {kind} can only change what a "
+                             f"schedule changes at an epoch boundary: {', '.join(schedulable)}")
+        if p.key not in searched:
+            raise SweepError(f"scheduler.mutations {p.key!r} is not in search.space, which draws "
+                             "the initial population; add it there")
+        if p.key in (cfg.get("schedule") or {}):
+            raise SweepError(f"{p.key!r} is both mutated and scheduled by the base config")
+        if kind == "pb2" and p.kind not in RANGES:
+            raise SweepError(f"scheduler.mutations {p.key!r} ({p.describe()}): pb2 explores "
+                             f"ranges only ({', '.join(RANGES)}); use pbt for choices")
+    if not mutations:
+        raise SweepError(f"scheduler type {kind} needs at least one mutation")
+    return mutations
+
+
+def keep_in_bounds(config: dict, ranges: dict[str, tuple[float, float, bool]]) -> dict:
+    """Tune's explore multiplies by 0.8 / 1.2 without bounds: clip to the sweep's range and
+    round integer ranges (`randint`), so every mutated value is valid for the schema."""
+    out = dict(config)
+    for key, (low, high, integer) in ranges.items():
+        if key in out:
+            value = min(max(float(plain_value(out[key])), low), high)
+            out[key] = int(round(value)) if integer else value
+    return out
+
+
+def _ranges(spec: SweepSpec) -> dict[str, tuple[float, float, bool]]:
+    return {p.key: (float(p.values[0]), float(p.values[1]), p.kind == "randint")
+            for p in spec.mutations if p.kind in RANGES}
+
+
+def build_scheduler(spec: SweepSpec):
+    """Tune's PopulationBasedTraining or PB2 on `epoch`, explore kept within the bounds."""
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pb2 import PB2
+
+    explore = functools.partial(keep_in_bounds, ranges=_ranges(spec))
+    common = dict(time_attr="epoch", perturbation_interval=spec.perturbation_interval,
+                  quantile_fraction=spec.quantile_fraction, custom_explore_fn=explore)
+    if spec.scheduler == "pb2":
+        return PB2(hyperparam_bounds={p.key: [float(p.values[0]), float(p.values[1])]
+                                      for p in spec.mutations}, **common)
+    mutations = {p.key: list(p.values) if p.kind not in RANGES else p.domain()
+                 for p in spec.mutations}
+    return PopulationBasedTraining(hyperparam_mutations=mutations,
+                                   resample_probability=spec.resample_probability, **common)
+
+
+@dataclass
+class Clone:
+    """One exploit: at `epoch` the trial took `source`'s weights and these new values."""
+
+    epoch: int
+    source: str
+    values: dict[str, Any]
+
+
+@dataclass
+class Lineage:
+    """Where a trial's weights come from, and the hyperparameters they trained with."""
+
+    trial: str                        # the trial that trains these weights now
+    root: str                         # the trial whose initial weights they are
+    schedule: dict[str, dict[int, Any]] = field(default_factory=dict)  # {key: {epoch: value}}
+    clones: list[Clone] = field(default_factory=list)
+
+    def continued(self, trial: str, epoch: int, values: dict[str, Any]) -> Lineage:
+        """The lineage of `trial` going on from these weights at `epoch` with `values`."""
+        schedule = {}
+        for key, value in values.items():
+            points = {e: v for e, v in self.schedule.get(key, {}).items() if e < epoch}
+            if not points or list(points.values())[-1] != value:
+                points[epoch] = value
+            schedule[key] = points
+        clones = list(self.clones)
+        if trial != self.trial:
+            clones.append(Clone(epoch, self.trial, dict(values)))
+        return Lineage(trial, self.root, schedule, clones)
+
+    def to_json(self) -> str:
+        """JSON text (epochs as strings, as JSON keys are)."""
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Lineage:
+        """Read what `to_json` wrote."""
+        raw = json.loads(text)
+        schedule = {k: {int(e): v for e, v in points.items()}
+                    for k, points in raw["schedule"].items()}
+        return cls(raw["trial"], raw["root"], schedule, [Clone(**c) for c in raw["clones"]])
+
+    def aim_params(self) -> dict:
+        """Run-level Aim params to group by: lineage.root, lineage.parent, lineage.clones."""
+        last = self.clones[-1] if self.clones else None
+        return {"root": self.root, "parent": last.source if last else self.trial,
+                "clones": len(self.clones),
+                "cloned_at": [c.epoch for c in self.clones],
+                "history": [dataclasses.asdict(c) for c in self.clones]}
+
+    def describe(self) -> str:
+        """One cell of the results table, e.g. `e2<-t01 e4<-t03` ('-' when never cloned)."""
+        return " ".join(f"e{c.epoch}<-{c.source}" for c in self.clones) or "-"
+
+
+def lineage_path(trials_dir: str, trial_id: str) -> str:
+    """`<sweep>/trials/<trial id>/lineage.json`: the trial's latest lineage."""
+    return os.path.join(trials_dir, trial_id, LINEAGE_FILE)
+
+
+def read_lineage(trials_dir: str, trial_id: str) -> Lineage | None:
+    """The trial's lineage as written when its latest Train run started (None if never)."""
+    try:
+        with open(lineage_path(trials_dir, trial_id)) as f:
+            return Lineage.from_json(f.read())
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _write(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def schedule_override(lineage: Lineage) -> dict:
+    """The config `schedule` of a lineage: keys whose value never changed are left out."""
+    return {k: v for k, v in lineage.schedule.items() if len(v) > 1}
+
+
+def trial_values(config: dict, spec: SweepSpec) -> dict[str, Any]:
+    """Tune's config as plain, in-bounds values (PB2 proposes floats for integer ranges)."""
+    return {k: plain_value(v) for k, v in keep_in_bounds(config, _ranges(spec)).items()}
+
+
+class ForwardReports(UserCallback):
+    """Train V2 callback: every report (metrics, checkpoint path) to the trial's queue."""
+
+    def __init__(self, queue):
+        self.queue = queue
+
+    def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
+        """Rank 0's metrics, with the path of the checkpoint persisted with them."""
+        item = dict(metrics[0])
+        item[_CHECKPOINT_KEY] = checkpoint.path if checkpoint else None
+        self.queue.put(item)
+
+
+def _report(item: dict, lineage: Lineage, spec: SweepSpec) -> None:
+    """tune.report; at perturbation epochs with the checkpoint and lineage.json (a copy)."""
+    from ray import train, tune
+
+    path = item.pop(_CHECKPOINT_KEY, None)
+    epoch = int(item.get("epoch", 0))
+    if not path or (epoch % spec.perturbation_interval and epoch < spec.max_t):
+        tune.report(item)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        with train.Checkpoint(path).as_directory() as source:
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
+        _write(os.path.join(tmp, LINEAGE_FILE), lineage.to_json())
+        tune.report(item, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _start(trial_id: str, spec: SweepSpec, values: dict, run_root: str):
+    """(lineage, run name, handed checkpoint folder) of this start of the trial."""
+    from ray import tune
+
+    handed = tune.get_checkpoint()
+    if handed is None:
+        return Lineage(trial_id, trial_id).continued(trial_id, 0, values), trial_id, None
+    with handed.as_directory() as directory:
+        meta = json.loads(open(os.path.join(directory, "meta.json")).read())
+        prior = Lineage.from_json(open(os.path.join(directory, LINEAGE_FILE)).read())
+        epoch = int(meta["epoch"])
+        name = f"{trial_id}-e{epoch}" + (f"-{prior.trial}" if prior.trial != trial_id else "")
+        target = os.path.join(run_root, name, HANDED_DIR)
+        if not os.path.exists(target):
+            shutil.copytree(directory, target + ".tmp", dirs_exist_ok=True)
+            os.replace(target + ".tmp", target)
+    return prior.continued(trial_id, epoch, values), name, target
+
+
+def run_pbt_trial(config: dict, context, plan) -> None:
+    """Tune function trainable of a pbt / pb2 sweep: start (or, when Tune hands a checkpoint,
+    continue) the trial's TorchTrainer and forward its reports with checkpoints to Tune."""
+    from ray import tune
+    from ray.util.queue import Queue
+
+    from raycodec.train.job import build_trainer
+    from raycodec.tune.trial import trial_run
+
+    spec: SweepSpec = context.spec
+    trial_id = tune.get_context().get_trial_id()
+    values = trial_values(config, spec)
+    lineage, name, handed = _start(trial_id, spec, values, context.trials_dir)
+    cfg = context.trial_config({**values, "schedule": schedule_override(lineage)})
+    run = trial_run(context, cfg, trial_id, values, plan.init_digest)
+    run = dataclasses.replace(run, name=name, run_dir=os.path.join(run.storage_path, name),
+                              aim_params={**run.aim_params, "lineage": lineage.aim_params()})
+    _write(lineage_path(context.trials_dir, trial_id), lineage.to_json())
+    queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
+    trainer = build_trainer(plan.for_trial(cfg, run, handed=handed),
+                            callbacks=[ForwardReports(queue)])
+    if trainer is None:  # its last epoch was checkpointed before the sweep was interrupted
+        return
+    errors: list[BaseException] = []
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except BaseException as exc:  # re-raised in the trial's thread: Tune marks it errored
+            errors.append(exc)
+        finally:
+            queue.put(None)
+
+    # fit() blocks; the reports must reach tune.report from this (the trial's) thread.
+    thread = threading.Thread(target=fit, name=f"fit-{trial_id}", daemon=True)
+    thread.start()
+    while (item := queue.get()) is not None:
+        _report(item, lineage, spec)
+    thread.join()
+    if errors:
+        raise errors[0]
