@@ -7,7 +7,14 @@ import os
 from omegaconf import DictConfig
 
 from raycodec.config import format_config, save_config
-from raycodec.train.inputs import JobError, check_cluster, init_ray, worker_resources
+from raycodec.train.inputs import (
+    JobError,
+    check_cluster,
+    init_ray,
+    is_elastic,
+    worker_range,
+    worker_resources,
+)
 from raycodec.train.plan import JobPlan, RunInfo, prepare
 
 __all__ = ["JobError", "JobPlan", "build_trainer", "check_cluster", "init_ray", "prepare",
@@ -16,20 +23,23 @@ __all__ = ["JobError", "JobPlan", "build_trainer", "check_cluster", "init_ray", 
 
 def build_datasets(plan: JobPlan) -> dict:
     """The multi-epoch training stream and the deterministic validation set, from the plan's
-    manifest tables (not read again)."""
+    manifest tables (not read again). An elastic job's ranks build their own training slices
+    (raycodec/train/elastic.py), so only validation goes through Ray Train's split."""
     from raycodec.data import segment_dataset
     from raycodec.data.stream import epoch_stream
 
     cfg = plan.cfg
     common = dict(segment_duration=cfg.dataset.segment_duration, sample_rate=cfg.sample_rate,
                   channels=cfg.channels, min_segment_ratio=cfg.dataset.min_segment_ratio)
+    valid = segment_dataset(plan.valid.table, num_samples=cfg.dataset.valid.num_samples,
+                            seed=cfg.seed + 1, shuffle=False,
+                            batch_size=cfg.dataset.evaluate.batch_size, **common)
+    if is_elastic(cfg):
+        return {"valid": valid}
     train = epoch_stream(plan.train.table, start_epoch=plan.start_epoch,
                          end_epoch=cfg.optim.epochs,
                          samples_per_epoch=cfg.optim.updates_per_epoch * cfg.dataset.batch_size,
                          seed=cfg.seed, batch_size=cfg.dataset.batch_size, **common)
-    valid = segment_dataset(plan.valid.table, num_samples=cfg.dataset.valid.num_samples,
-                            seed=cfg.seed + 1, shuffle=False,
-                            batch_size=cfg.dataset.evaluate.batch_size, **common)
     return {"train": train, "valid": valid}
 
 
@@ -39,7 +49,7 @@ def build_trainer(plan: JobPlan, callbacks: list | None = None):
     `callbacks` go to the RunConfig (e.g. Tune's TuneReportCallback).
     """
     from ray.data import ExecutionOptions
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
     from raycodec.train.loop import train_loop_per_worker
@@ -55,8 +65,7 @@ def build_trainer(plan: JobPlan, callbacks: list | None = None):
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"job": plan.worker_job()},
-        scaling_config=ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
-                                     resources_per_worker=plan.resources),
+        scaling_config=scaling_config(cfg, plan.resources),
         run_config=RunConfig(name=run.name, storage_path=run.storage_path,
                              callbacks=callbacks,
                              failure_config=FailureConfig(max_failures=cfg.ray.max_failures),
@@ -66,6 +75,18 @@ def build_trainer(plan: JobPlan, callbacks: list | None = None):
         # Ordered delivery makes a resumed single-worker run see exactly the same batches.
         dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)),
     )
+
+
+def scaling_config(cfg: DictConfig, resources: dict):
+    """Ray Train's ScalingConfig: a fixed size, or elastic (MIN, MAX) for `[MIN, MAX]`."""
+    from ray.train import ScalingConfig
+
+    if not is_elastic(cfg):
+        return ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
+                             resources_per_worker=resources)
+    return ScalingConfig(num_workers=worker_range(cfg), use_gpu=cfg.ray.use_gpu,
+                         resources_per_worker=resources,
+                         elastic_resize_monitor_interval_s=cfg.ray.resize_interval_s)
 
 
 def train(cfg: DictConfig):

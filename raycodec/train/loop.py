@@ -22,13 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 from ray.train.torch import get_device
 
 from raycodec.codec.loading import model_settings
+from raycodec.train import schedule
 from raycodec.train.checkpoint import (
     load_checkpoint,
     rng_state,
     set_rng_state,
     write_training_checkpoint,
 )
-from raycodec.train import schedule
+from raycodec.train.elastic import BatchShare, batch_share, rank_batches
 from raycodec.train.finetune import build_solver
 from raycodec.train.plan import RunInfo, WorkerJob
 from raycodec.train.step import GANStep, average_metrics
@@ -90,6 +91,7 @@ class Worker:
     skips: int = 0
     read_failures: int = 0
     evaluations: object | None = None  # BackgroundEvaluations on rank 0 with evaluate.every
+    share: BatchShare | None = None    # elastic: this rank's slice of every global batch
     sample: list[torch.Tensor] = field(default_factory=list)
 
 
@@ -155,7 +157,11 @@ def train_epoch(w: Worker, batches) -> dict[str, float]:
                                f"epoch {w.epoch + 1} ended") from None
         w.step += 1
         _maybe_fail(cfg, w.step, w.rank, marker)
-        metrics = w.step_fn(batch["audio"], w.step, d_rng)
+        if w.share is None:
+            metrics = w.step_fn(batch["audio"], w.step, d_rng)
+        else:  # elastic: the step's own slice, its gradient weighted by the slice's size
+            w.share.check(batch["segment_id"], w.step)
+            metrics = w.step_fn(batch["audio"], w.step, d_rng, w.share.weight)
         w.read_failures += int(batch["read_failures"].sum())
         w.skips = w.skips + 1 if metrics.get("skipped") else 0
         if w.skips >= MAX_CONSECUTIVE_SKIPS:
@@ -169,6 +175,8 @@ def train_epoch(w: Worker, batches) -> dict[str, float]:
     w.epoch += 1
     train = {k: sums[k] / counts[k] for k in sums if not _PER_LAYER.search(k)}
     train["read_failures"] = float(w.read_failures)
+    if w.share is not None:
+        train["world_size"] = float(w.world)  # elastic runs change size between epochs
     return average_metrics(train)
 
 
@@ -236,6 +244,22 @@ def _background_evaluations(w: Worker, paths: list[str]):
     return BackgroundEvaluations(w.tracker, model_settings(w.cfg), paths, w.bandwidths)
 
 
+def _train_batches(w: Worker, job: WorkerJob):
+    """This rank's training batches: Ray Train's split of the stream, or (elastic) its own
+    slice of every global batch from the resumed epoch on (raycodec/train/elastic.py)."""
+    if job.stream is None:
+        return iter(ray.train.get_dataset_shard("train").iter_torch_batches(
+            batch_size=w.cfg.dataset.batch_size // w.world, drop_last=True, prefetch_batches=2))
+    w.share = batch_share(w.cfg.dataset.batch_size, w.world, w.rank)
+    if w.rank == 0:
+        batch = w.cfg.dataset.batch_size
+        sizes = [batch_share(batch, w.world, r).size for r in range(w.world)]
+        print(f"[raycodec] elastic: {w.world} workers from epoch {w.epoch} (step {w.step}); "
+              f"the {batch}-item batch splits {sizes}", flush=True)
+    return rank_batches(job.stream, w.share, w.epoch) if w.epoch < w.cfg.optim.epochs \
+        else iter(())
+
+
 def train_loop_per_worker(config: dict) -> None:
     """Train for `optim.epochs` epochs of `optim.updates_per_epoch` GAN steps, resuming if asked."""
     job: WorkerJob = config["job"]  # raycodec.train.plan.JobPlan.worker_job
@@ -244,8 +268,7 @@ def train_loop_per_worker(config: dict) -> None:
     cfg = w.cfg
     w.tracker = _Tracker(w.run, cfg, w.rank)
     w.evaluations = _background_evaluations(w, job.eval_paths)
-    batches = iter(ray.train.get_dataset_shard("train").iter_torch_batches(
-        batch_size=cfg.dataset.batch_size // w.world, drop_last=True, prefetch_batches=2))
+    batches = _train_batches(w, job)
     valid_shard = ray.train.get_dataset_shard("valid")
     while w.epoch < cfg.optim.epochs:
         schedule.at_epoch(w.step_fn, cfg, w.epoch, w.tracker, w.step)  # losses, every, lr

@@ -22,6 +22,7 @@ from raycodec.train.inputs import (
     Manifest,
     check_cluster,
     init_ray,
+    is_elastic,
     read_data,
     worker_resources,
 )
@@ -47,6 +48,7 @@ class WorkerJob:
     run: RunInfo
     init: Any = None               # object-store reference of the `continue_from` InitState
     eval_paths: list[str] = field(default_factory=list)  # held-out files of `evaluate.every`
+    stream: Any = None             # elastic: the StreamSpec each rank builds its slice from
     resume_from: str | None = None  # a handed checkpoint folder (Tune, PBT), when Train has none
 
 
@@ -83,9 +85,13 @@ class JobPlan:
         return self.evaluation.table.column("path").to_pylist()[: cfg.evaluate.num_files]
 
     def worker_job(self) -> WorkerJob:
-        """The workers' part of the plan (no tables: the datasets carry the data)."""
+        """The workers' part of the plan (no tables: the datasets carry the data; an elastic
+        job's ranks get the training table in the object store and build their own slices)."""
+        from raycodec.train.elastic import stream_spec
+
+        stream = stream_spec(self.cfg, self.train.table) if is_elastic(self.cfg) else None
         return WorkerJob(OmegaConf.to_container(self.cfg, resolve=True), self.run, self.init,
-                         self.eval_paths(), resume_from=self.resume_from)
+                         self.eval_paths(), stream=stream, resume_from=self.resume_from)
 
     def for_trial(self, cfg: DictConfig, run: RunInfo, handed: str | None = None) -> JobPlan:
         """This sweep's plan for one trial: its config and run, the sweep's data and weights.

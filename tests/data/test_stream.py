@@ -41,3 +41,25 @@ def test_bad_epoch_range(manifest):
     with pytest.raises(ValueError, match="start_epoch"):
         epoch_stream(manifest, start_epoch=2, end_epoch=2, samples_per_epoch=4,
                      segment_duration=0.25, sample_rate=8000, channels=1)
+
+
+def test_rank_slices_make_the_same_global_batches_at_any_world_size(manifest):
+    from raycodec.train.elastic import batch_share
+
+    common = dict(start_epoch=1, end_epoch=2, samples_per_epoch=10, segment_duration=0.25,
+                  sample_rate=8000, channels=1, seed=3, batch_size=5, rows_per_task=4)
+    full = {r["segment_id"]: r["audio"] for r in epoch_stream(manifest, **common).take_all()}
+    assert sorted(full) == list(range(10, 20))
+    for world in (1, 2, 3):
+        seen = {}
+        for rank in range(world):
+            share = batch_share(5, world, rank)
+            rows = epoch_stream(manifest, slots=(share.lo, share.hi), **common).take_all()
+            ids = sorted(r["segment_id"] for r in rows)
+            # Items lo..hi-1 of each 5-item global batch (2 steps).
+            assert ids == [10 + s * 5 + i for s in range(2) for i in range(share.lo, share.hi)]
+            seen.update({r["segment_id"]: r["audio"] for r in rows})
+        assert sorted(seen) == sorted(full)
+        assert all(np.array_equal(seen[k], full[k]) for k in full), world
+    with pytest.raises(ValueError, match="slots"):
+        epoch_stream(manifest, slots=(3, 6), **common)
