@@ -1,8 +1,8 @@
 """Population-based training: sweep-file checks, explore bounds, and one real PBT sweep.
 
 The sweep (2 one-worker debug trials side by side, perturbed every epoch) is interrupted like
-Ctrl-C after the first epoch-2 report, resumed with --resume, and then checked: an exploit
-copied the better trial's checkpoint into the worse one bit for bit, every value stayed within
+Ctrl-C at the first epoch-3 report (after the epoch-2 exploit), resumed with --resume, and
+checked: an exploit copied the better trial's checkpoint into the worse one bit for bit, every value stayed within
 its bounds, Aim shows the lineage, and `best_config.yaml` replays the winner from scratch.
 """
 
@@ -27,7 +27,7 @@ LRS = [1.0e-6, 3.0e-4, 1.0e-3]
 SWEEP = f"""
 config: debug
 overrides:
-  optim.epochs: 3
+  optim.epochs: 4                 # async PBT: the first exploit comes at epoch 2
   optim.updates_per_epoch: 2
   dataset.batch_size: 4
   dataset.valid.num_samples: 4
@@ -66,7 +66,7 @@ def test_pbt_sweep_files_are_checked(tmp_path):
         ("sweep.scheduler.mutations.losses.feat=uniform [1, 2]", "not in search.space"),
         ("sweep.scheduler.mutations.losses.adv=loguniform [-1, 2]", "low > 0"),
         ("sweep.scheduler.type=pb2", "pb2 explores ranges only"),
-        ("sweep.scheduler.perturbation_interval=3", "must be below max_t"),
+        ("sweep.scheduler.perturbation_interval=4", "must be below max_t"),
         ("sweep.scheduler.quantile_fraction=0.7", "quantile_fraction must be in"),
         ("sweep.scheduler.type=asha", "is a pbt/pb2 setting"),
     ]:
@@ -148,7 +148,7 @@ def test_pbt_exploits_resumes_tracks_lineage_and_replays(ray_local, tmp_path):
     generate_collection(tmp_path / "audio", minutes=0.3, seed=0, max_duration=4.0)
     spec = _spec(tmp_path, SWEEP, f"dataset.path={tmp_path / 'audio'}")
     marker = tmp_path / "interrupted"
-    first = run_sweep(spec, callbacks=[InterruptAtEpoch(str(marker), 2)])
+    first = run_sweep(spec, callbacks=[InterruptAtEpoch(str(marker), 3)])  # after it
     assert first.interrupted and marker.exists()
     result = run_sweep(spec, resume=True)
     assert not result.interrupted
