@@ -2,8 +2,9 @@
 
 The sweep (2 one-worker debug trials side by side, perturbed every epoch) is interrupted like
 Ctrl-C at the first epoch-3 report (after the epoch-2 exploit), resumed with --resume, and
-checked: an exploit copied the better trial's checkpoint into the worse one bit for bit, every value stayed within
-its bounds, Aim shows the lineage, and `best_config.yaml` replays the winner from scratch.
+checked: an exploit copied the better trial's checkpoint into the worse one bit for bit, every
+value stayed within its bounds, Aim shows the lineage, and `best_config.yaml` replays the
+winner from scratch.
 """
 
 import json
