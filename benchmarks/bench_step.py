@@ -122,6 +122,9 @@ def bench_preset(preset: str, batch: int, seconds: float, steps: int, warmup: in
                 ref(x, warmup + i, ref_rng)
                 sync()
                 ref_runs.append((time.perf_counter() - start, _cpu(cpu0)))
+            last = runs[-1][0::2] if who == "ours" else ref_runs[-1]
+            print(f"{preset} step {i} {'raycodec' if who == 'ours' else 'anchor':>8}: "
+                  f"{last[0]:.2f} s wall, {sum(last[1]):.2f} s CPU", flush=True)
     step.timer = PhaseTimer()
     median = statistics.median(r[0] for r in runs)
     phases = {p: min(r[1].get(p, 0.0) for r in runs) for p in PHASES}
