@@ -122,12 +122,12 @@ def target_check(final: Sequence[Score], anchors: Sequence[Score], bandwidths: S
 def extrapolate_steps(curve: Sequence[Score], kbps: float, target: float,
                       metric: str = "mel_distance") -> float | None:
     """Steps at which `metric` at `kbps` would reach `target`, from a power law fitted to the
-    second half of the measured curve (None when the curve does not fall)."""
+    second half of the measured curve (all of it below 4 points; None when it does not fall)."""
     import numpy as np
 
     pts = sorted((s.step, s.metrics[metric]) for s in curve
                  if s.kbps == kbps and s.step and not math.isnan(s.metrics.get(metric, math.nan)))
-    pts = pts[len(pts) // 2:]
+    pts = pts[len(pts) // 2:] if len(pts) >= 4 else pts  # the late, steadier part
     if len(pts) < 2:
         return None
     slope, icpt = np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)
