@@ -4,7 +4,10 @@ The loop does the checks a user would write by hand: soundfile.info plus a read 
 4096 frames, per file. Both run on a warm page cache over the same generated collection
 (game-like: short sound effects and a few multi-minute music tracks, Ogg Vorbis and WAV;
 10k paths hard-linked from a few hundred unique files). The loop runs at the niceness of Ray's
-workers (Ray nices them), so that load from other processes weighs on both sides alike.
+workers (Ray nices them), so that load from other processes weighs on both sides alike; Ray's
+own processes (raylet, GCS, the driver) are not niced, so heavy load still weighs more on the
+CLI. The per-file figure (probe_file against the loop in one process, as CPU time) is the one
+load does not move: on 2 idle cores the CLI can reach about twice it, minus Ray's overhead.
 
     python benchmarks/bench_manifest.py [--files 10000] [--out FILE]   (FILE.json + FILE.png)
 """
