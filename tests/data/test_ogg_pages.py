@@ -41,6 +41,18 @@ def long_oggs(tmp_path_factory) -> dict[str, tuple[Path, int, int]]:
     return out
 
 
+def test_short_final_page_is_measured_by_the_tail_read(tmp_path):
+    # The final page claims < 4096 frames: the loop-sized tail read starts before it, where
+    # libsndfile seeks exactly, so the read itself measures the decodable length.
+    x = synth_clip(6.0, SR, 2, seed=12).T
+    path = tmp_path / "short_final.ogg"
+    header, decodable = write_short_tail_ogg(path, x, SR, slack=700, last_page=1500)
+    end = final_pages(lambda n: path.read_bytes()[-n:], path.stat().st_size)
+    assert header - end.prev_granule < 4096 and header > decodable
+    row = probe_file(str(path))
+    assert row["ok"] and row["frames"] == decodable == _decoded(path), row
+
+
 def test_mode_table_of_libsndfile_vorbis(tmp_path):
     path = tmp_path / "a.ogg"
     sf.write(path, synth_clip(1.0, SR, 2, seed=1).T, SR, format="OGG", subtype="VORBIS")
