@@ -175,3 +175,19 @@ def test_elastic_run_loses_a_worker_and_finishes_on_one(tmp_path):
     assert "elastic: 1 workers from epoch 1 (step 3); the 3-item batch splits [3]" in log
     state = load_checkpoint(run["checkpoint"])  # the final checkpoint loads
     assert state["epoch"] == 3 and state["step"] == 9
+
+
+def test_preflight_understands_a_worker_range():
+    from raycodec.config import load_config
+    from raycodec.train.inputs import JobError, check_cluster
+
+    def cfg(*extra):
+        return load_config("debug", ["dataset.batch_size=8", *extra])
+
+    check_cluster(cfg("ray.num_workers=[3,5]"), {"CPU": 4.0})  # MIN fits; 8 / 3 needs no divisor
+    with pytest.raises(JobError, match=r"3 workers x 1 CPU = 3 CPU plus 1 CPU"):
+        check_cluster(cfg("ray.num_workers=[3,5]"), {"CPU": 3.0})  # not even MIN fits
+    with pytest.raises(JobError, match=r"keep MAX <= 8"):
+        check_cluster(cfg("ray.num_workers=[2,9]"), {"CPU": 16.0})
+    with pytest.raises(JobError, match="divide evenly"):  # a fixed size still must divide
+        check_cluster(cfg("ray.num_workers=3"), {"CPU": 8.0})
