@@ -44,12 +44,14 @@ class SweepResult:
 
 def cluster_fit(cfg: DictConfig, available: dict) -> int:
     """How many trials run at once: every trial's workers fit, and 1 CPU stays for Ray Data."""
+    from raycodec.train.inputs import worker_range
     from raycodec.train.plan import worker_resources
 
     per_worker = worker_resources(cfg)
+    workers = worker_range(cfg)[1]  # an elastic trial may grow to its MAX
     fits = []
     for key, amount in per_worker.items():
-        need = amount * cfg.ray.num_workers + (DRIVER_CPU if key == "CPU" else 0.0)
+        need = amount * workers + (DRIVER_CPU if key == "CPU" else 0.0)
         have = available.get(key, 0.0) - (1.0 if key == "CPU" else 0.0)
         fits.append(math.floor(have / need + 1e-9) if need > 0 else 10**6)
     return max(1, min(fits))
