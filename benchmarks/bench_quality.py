@@ -1,7 +1,7 @@
 """Quality benchmark: train the small codec for a fixed budget and compare it with Opus.
 
     python benchmarks/bench_quality.py [--minutes 15] [--device cpu|cuda] [--eval-every 100]
-        [--warmup-steps 1000000] [--ship raycodec/assets/small_24khz] [key=value ...]
+        [--warmup-steps 1000000] [--ship experiments/assets/small_24khz] [key=value ...]
 
 Data: an embedded corpus the project makes itself (espeak-ng speech in 8 languages and 19 voice
 variants at varied rates, pitches and levels, plus raycodec.data.synth music/effects), split by
@@ -30,12 +30,17 @@ needs to close it.
 
 from __future__ import annotations
 
+import os
+
+# One BLAS/OpenMP thread for numpy and ViSQOL unless asked otherwise (see --threads); must be
+# set before numpy is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import argparse
 import contextlib
 import copy
 import json
 import math
-import os
 import platform
 import sys
 import time
