@@ -152,11 +152,11 @@ def _check_ogg(f: sf.SoundFile, path: str, size: int, frames: int, n: int, full:
         return _check_frames(f, frames, n, False, start, False)
     # Decode the last n frames as the loop does (a check of the final packets; the position
     # libsndfile maps t to may be off by the slack, so the count read only bounds the length).
-    problem, got = _check_frames(f, frames, n, False, t, False)
+    problem, measured = _check_frames(f, frames, n, False, t, False)
     decodable = frames - shortfall
-    if problem is not None and got is None:
+    if problem is not None and measured is None:
         return problem, None  # the final packets fail to decode
-    if problem is not None and got < decodable:  # fewer than the packets promise: measure
+    if problem is not None and measured < decodable:  # fewer than the packets promise: measure
         return _check_frames(f, frames, n, False, start, False, pos=-1)
     if shortfall == 0:
         return None, frames
