@@ -35,7 +35,7 @@ NULL_DEFAULT_TYPES: dict[str, str] = {
     "seanet.trim_right_ratio": "float", "seanet.final_activation": "str",
     "seanet.final_activation_params": "dict",
     "rvq.n_q": "int", "rvq.bins": "int", "rvq.decay": "float", "rvq.kmeans_init": "bool",
-    "rvq.kmeans_iters": "int", "rvq.threshold_ema_dead_code": "int", "rvq.q_dropout": "bool",
+    "rvq.kmeans_iters": "int", "rvq.threshold_ema_dead_code": "float", "rvq.q_dropout": "bool",
     "mel.f_max": "float", "msspec.f_max": "float",
     "msd.inner_kernel_sizes": "list[int]", "msd.strides": "list[int]", "msd.paddings": "list[int]",
     "optim.ema.device": "str",
