@@ -6,7 +6,7 @@ import os
 
 from omegaconf import DictConfig
 
-from raycodec.config import format_config, save_config
+from raycodec.config import save_config
 from raycodec.train.inputs import (
     JobError,
     check_cluster,
@@ -58,7 +58,10 @@ def build_trainer(plan: JobPlan, callbacks: list | None = None):
     print(f"[raycodec] experiment {run.signature} ({cfg.tracking.experiment}): "
           + (f"resuming after epoch {plan.start_epoch}" if plan.latest else "starting"),
           flush=True)
-    save_config(cfg, os.path.join(run.run_dir, "config.yaml"))
+    # The resolved config goes to a file, not the terminal (`train.py --print-config` shows it).
+    config_path = os.path.join(run.run_dir, "config.yaml")
+    save_config(cfg, config_path)
+    print(f"[raycodec] config: {config_path}", flush=True)
     if plan.finished:
         print(f"[raycodec] already finished: {plan.latest['path']}", flush=True)
         return None
@@ -91,7 +94,6 @@ def scaling_config(cfg: DictConfig, resources: dict):
 
 def train(cfg: DictConfig):
     """Run (or resume) the experiment described by `cfg`; returns the Ray Train Result."""
-    print(format_config(cfg), flush=True)
     plan = prepare(cfg)
     trainer = build_trainer(plan)
     if trainer is None:

@@ -9,6 +9,7 @@ checkpoints, tracks to Aim and launches the background evaluation (`evaluate.eve
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import tempfile
 import warnings
@@ -95,8 +96,17 @@ class Worker:
     sample: list[torch.Tensor] = field(default_factory=list)
 
 
+def _quiet_train_reports() -> None:
+    """Drop Ray Train's per-rank INFO dump of every reported metric: logs are for files (Aim,
+    Train's result folder); the terminal gets one progress line per epoch from rank 0."""
+    from ray.train.v2._internal.execution import context
+
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)  # Train names it by its path
+
+
 def setup(job: WorkerJob) -> Worker:
     """Model and solver on this rank's device, from `continue_from` unless resuming."""
+    _quiet_train_reports()
     cfg = OmegaConf.create(job.cfg)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
