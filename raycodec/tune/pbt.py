@@ -18,11 +18,15 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig
 from ray.train.v2.api.callback import UserCallback
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import PopulationBasedTraining
+from ray.tune.schedulers.pb2 import PB2
 
 from raycodec.tune.space import Param, SweepError, parse_space
 from raycodec.tune.spec import SweepSpec, plain_value
@@ -75,21 +79,47 @@ def _ranges(spec: SweepSpec) -> dict[str, tuple[float, float, bool]]:
             for p in spec.mutations if p.kind in RANGES}
 
 
-def build_scheduler(spec: SweepSpec):
-    """Tune's PopulationBasedTraining or PB2 on `epoch`, explore kept within the bounds."""
-    from ray.tune.schedulers import PopulationBasedTraining
-    from ray.tune.schedulers.pb2 import PB2
+class _Resumable:
+    """choose_trial_to_run that cannot deadlock a restored synch sweep.
 
+    Tune restores a sweep with a fresh scheduler (its state is not saved), so after `--resume`
+    the synch point can lag a trial that already reported past it, and that trial would wait
+    forever. When nothing runs and no waiting trial may start, the least advanced one goes on:
+    with nothing running, no other trial could ever catch up.
+    """
+
+    def choose_trial_to_run(self, tune_controller):
+        """Tune's choice, else (synch, nothing running) the least advanced waiting trial."""
+        chosen = super().choose_trial_to_run(tune_controller)
+        trials = tune_controller.get_trials()
+        if chosen is not None or not self._synch or any(t.status == Trial.RUNNING
+                                                        for t in trials):
+            return chosen
+        waiting = [t for t in trials if t.status in (Trial.PENDING, Trial.PAUSED)]
+        return min(waiting, key=lambda t: self._trial_state[t].last_train_time, default=None)
+
+
+class ResumablePBT(_Resumable, PopulationBasedTraining):
+    """Tune's PopulationBasedTraining, safe to restore in synch mode."""
+
+
+class ResumablePB2(_Resumable, PB2):
+    """Tune's PB2, safe to restore in synch mode."""
+
+
+def build_scheduler(spec: SweepSpec):
+    """Tune's PBT or PB2 on `epoch` (synchronous with `spec.synch`), explore kept in bounds."""
     explore = functools.partial(keep_in_bounds, ranges=_ranges(spec))
     common = dict(time_attr="epoch", perturbation_interval=spec.perturbation_interval,
-                  quantile_fraction=spec.quantile_fraction, custom_explore_fn=explore)
+                  quantile_fraction=spec.quantile_fraction, custom_explore_fn=explore,
+                  synch=spec.synch)
     if spec.scheduler == "pb2":
-        return PB2(hyperparam_bounds={p.key: [float(p.values[0]), float(p.values[1])]
-                                      for p in spec.mutations}, **common)
+        return ResumablePB2(hyperparam_bounds={p.key: [float(p.values[0]), float(p.values[1])]
+                                               for p in spec.mutations}, **common)
     mutations = {p.key: list(p.values) if p.kind not in RANGES else p.domain()
                  for p in spec.mutations}
-    return PopulationBasedTraining(hyperparam_mutations=mutations,
-                                   resample_probability=spec.resample_probability, **common)
+    return ResumablePBT(hyperparam_mutations=mutations,
+                        resample_probability=spec.resample_probability, **common)
 
 
 @dataclass
@@ -208,18 +238,42 @@ def _report(item: dict, lineage: Lineage, spec: SweepSpec) -> None:
         tune.report(item, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
+def _set_aside_unreported(run_dir: str, epoch: int) -> None:
+    """Move a Train run that trained past `epoch` to `trials/.unreported/`.
+
+    Tune restarts a trial from the checkpoint it last saw. The trial's Train run may have gone
+    further (an interrupted sweep: Train kept training while Tune shut down), but Tune never saw
+    those epochs. Resuming that run would skip their reports, and a finished run would report
+    nothing at all. Setting it aside makes the restart train those epochs again from Tune's
+    checkpoint (training is deterministic) and report each one.
+    """
+    from raycodec.train.checkpoint import latest_checkpoint_meta
+
+    latest = latest_checkpoint_meta(run_dir)
+    if latest is None or int(latest["epoch"]) <= epoch:
+        return
+    aside = os.path.join(os.path.dirname(run_dir), ".unreported",
+                         f"{os.path.basename(run_dir)}-{time.time_ns()}")
+    os.makedirs(os.path.dirname(aside), exist_ok=True)
+    os.replace(run_dir, aside)
+    print(f"[raycodec] {os.path.basename(run_dir)} trained past epoch {epoch}, which Tune did "
+          f"not see: retraining from epoch {epoch} (the run is kept in {aside})", flush=True)
+
+
 def _start(trial_id: str, spec: SweepSpec, values: dict, run_root: str):
     """(lineage, run name, handed checkpoint folder) of this start of the trial."""
     from ray import tune
 
     handed = tune.get_checkpoint()
     if handed is None:
+        _set_aside_unreported(os.path.join(run_root, trial_id), 0)
         return Lineage(trial_id, trial_id).continued(trial_id, 0, values), trial_id, None
     with handed.as_directory() as directory:
         meta = json.loads(open(os.path.join(directory, "meta.json")).read())
         prior = Lineage.from_json(open(os.path.join(directory, LINEAGE_FILE)).read())
         epoch = int(meta["epoch"])
         name = f"{trial_id}-e{epoch}" + (f"-{prior.trial}" if prior.trial != trial_id else "")
+        _set_aside_unreported(os.path.join(run_root, name), epoch)
         target = os.path.join(run_root, name, HANDED_DIR)
         if not os.path.exists(target):
             shutil.copytree(directory, target + ".tmp", dirs_exist_ok=True)

@@ -32,7 +32,8 @@ from raycodec.tune.sweepfile import (
 
 ALGORITHMS = ("random", "grid", "optuna", "auto")
 SCHEDULERS = ("asha", "none", "pbt", "pb2")
-PBT_KEYS = ("perturbation_interval", "quantile_fraction", "resample_probability", "mutations")
+PBT_KEYS = ("perturbation_interval", "quantile_fraction", "resample_probability", "mutations",
+            "synch")
 # What validation reports and ASHA may rank on (raycodec.tracking.names: name -> min/max).
 VALID_METRICS = {m.name: metric_mode(m.name) for m in METRICS
                  if VALID in m.subsets and m.better and "<" not in m.name}
@@ -62,6 +63,7 @@ class SweepSpec:
     quantile_fraction: float = 0.25
     resample_probability: float = 0.25
     mutations: list[Param] = field(default_factory=list)  # pbt / pb2: what explore changes
+    synch: bool = False            # pbt / pb2: the whole population waits at each interval
     source: str = ""
     description: str = ""
     cfg: DictConfig | None = field(default=None, repr=False, compare=False)
@@ -228,8 +230,11 @@ def _scheduler(raw: dict | None, cfg: DictConfig) -> dict:
         if quantile > 0.5 or resample > 1:
             raise SweepError("scheduler.quantile_fraction must be in (0, 0.5] and "
                              "scheduler.resample_probability in [0, 1]")
+        synch = raw.get("synch", False)
+        if not isinstance(synch, bool):
+            raise SweepError(f"scheduler.synch must be true or false, got {synch!r}")
         out.update(perturbation_interval=interval, quantile_fraction=quantile,
-                   resample_probability=resample)
+                   resample_probability=resample, synch=synch)
     return out
 
 

@@ -18,7 +18,7 @@ SECTIONS: dict[str, tuple[str, ...] | None] = {
     "search": ("algorithm", "num_samples", "seed", "space"),
     "scheduler": ("type", "metric", "mode", "max_t", "grace_period", "reduction_factor",
                   "perturbation_interval", "quantile_fraction", "resample_probability",
-                  "mutations"),
+                  "mutations", "synch"),
     "resources": ("workers", "cpus_per_worker", "gpus_per_worker"),
     "max_concurrent_trials": None,
 }

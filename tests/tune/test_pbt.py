@@ -1,7 +1,7 @@
 """Population-based training: sweep-file checks, explore bounds, and one real PBT sweep.
 
-The sweep (2 one-worker debug trials side by side, perturbed every epoch) is interrupted like
-Ctrl-C at the first epoch-3 report (after the epoch-2 exploit), resumed with --resume, and
+The sweep (2 one-worker debug trials, synchronous PBT: the worse exploits the better at the end
+of epoch 1) is interrupted like Ctrl-C at the first epoch-2 report, resumed with --resume, and
 checked: an exploit copied the better trial's checkpoint into the worse one bit for bit, every
 value stayed within its bounds, Aim shows the lineage, and `best_config.yaml` replays the
 winner from scratch.
@@ -28,8 +28,8 @@ LRS = [1.0e-6, 3.0e-4, 1.0e-3]
 SWEEP = f"""
 config: debug
 overrides:
-  optim.epochs: 4                 # async PBT: the first exploit comes at epoch 2
-  optim.updates_per_epoch: 2
+  optim.epochs: 3
+  optim.updates_per_epoch: 1
   dataset.batch_size: 4
   dataset.valid.num_samples: 4
   tracking.audio_every: 0
@@ -43,6 +43,7 @@ scheduler:
   type: pbt
   metric: valid_mel
   perturbation_interval: 1
+  synch: true                     # the exploit comes at epoch 1, whichever trial reports first
   quantile_fraction: 0.5
   resample_probability: 0.5
   mutations:
@@ -67,7 +68,8 @@ def test_pbt_sweep_files_are_checked(tmp_path):
         ("sweep.scheduler.mutations.losses.feat=uniform [1, 2]", "not in search.space"),
         ("sweep.scheduler.mutations.losses.adv=loguniform [-1, 2]", "low > 0"),
         ("sweep.scheduler.type=pb2", "pb2 explores ranges only"),
-        ("sweep.scheduler.perturbation_interval=4", "must be below max_t"),
+        ("sweep.scheduler.perturbation_interval=3", "must be below max_t"),
+        ("sweep.scheduler.synch=yes please", "synch must be true or false"),
         ("sweep.scheduler.quantile_fraction=0.7", "quantile_fraction must be in"),
         ("sweep.scheduler.type=asha", "is a pbt/pb2 setting"),
     ]:
@@ -149,7 +151,7 @@ def test_pbt_exploits_resumes_tracks_lineage_and_replays(ray_local, tmp_path):
     generate_collection(tmp_path / "audio", minutes=0.3, seed=0, max_duration=4.0)
     spec = _spec(tmp_path, SWEEP, f"dataset.path={tmp_path / 'audio'}")
     marker = tmp_path / "interrupted"
-    first = run_sweep(spec, callbacks=[InterruptAtEpoch(str(marker), 3)])  # after it
+    first = run_sweep(spec, callbacks=[InterruptAtEpoch(str(marker), 2)])  # mid-PBT
     assert first.interrupted and marker.exists()
     result = run_sweep(spec, resume=True)
     assert not result.interrupted
