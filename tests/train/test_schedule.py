@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from raycodec.config import ConfigError, experiment_signature, load_config
-from raycodec.data import generate_collection
+from raycodec.data import build_manifest, generate_collection
 from raycodec.train import build_step
 from raycodec.train import schedule as sched
 from raycodec.train.checkpoint import latest_checkpoint_meta, load_checkpoint
@@ -64,16 +64,19 @@ def test_apply_moves_losses_between_balanced_and_logged_and_keeps_state():
 
 
 @pytest.fixture(scope="module")
-def audio_dir(tmp_path_factory):
+def manifest(ray_local, tmp_path_factory):
+    """One scanned manifest for the three runs (a `dataset.path` would be scanned per run)."""
     out = tmp_path_factory.mktemp("audio")
-    generate_collection(out, minutes=0.3, seed=0, max_duration=4.0)
-    return out
+    generate_collection(out / "audio", minutes=0.3, seed=0, max_duration=4.0)
+    build_manifest([out / "audio"], out=out / "m.parquet")
+    return out / "m.parquet"
 
 
-def _cfg(audio_dir, storage, *extra):
-    return load_config("debug", [f"dataset.path={audio_dir}", f"ray.storage_path={storage}",
+def _cfg(manifest, storage, *extra):
+    # 2 updates per epoch: enough for the switched lr, weight and D-update odds to matter.
+    return load_config("debug", [f"dataset.manifest={manifest}", f"ray.storage_path={storage}",
                                  "ray.num_workers=1", "tracking.audio_every=0",
-                                 "optim.updates_per_epoch=3", "dataset.valid.num_samples=4",
+                                 "optim.updates_per_epoch=2", "dataset.valid.num_samples=4",
                                  *extra])
 
 
@@ -99,7 +102,7 @@ def _fit(plan):
     return build_trainer(plan).fit()
 
 
-def test_schedule_replays_like_a_run_stopped_edited_and_resumed(ray_local, audio_dir, tmp_path):
+def test_schedule_replays_like_a_run_stopped_edited_and_resumed(manifest, tmp_path):
     from aim import Repo
     from aim.storage.context import Context
 
@@ -108,13 +111,13 @@ def test_schedule_replays_like_a_run_stopped_edited_and_resumed(ray_local, audio
 
     new = ("losses.adv=2.0", "optim.lr=1e-4", "adversarial.every=2")
     schedule = "schedule={losses.adv: {1: 2.0}, optim.lr: {1: 1e-4}, adversarial.every: {1: 2}}"
-    scheduled = _fit(prepare(_cfg(audio_dir, tmp_path / "a", schedule)))
-    first = _fit(prepare(_cfg(audio_dir, tmp_path / "b", "optim.epochs=1")))
+    scheduled = _fit(prepare(_cfg(manifest, tmp_path / "a", schedule)))
+    first = _fit(prepare(_cfg(manifest, tmp_path / "b", "optim.epochs=1")))
     handed = latest_checkpoint_meta(first.path)
     assert handed["epoch"] == 1
-    plan = prepare(_cfg(audio_dir, tmp_path / "b", *new))  # the edited config
+    plan = prepare(_cfg(manifest, tmp_path / "b", *new))  # the edited config
     resumed = _fit(dataclasses.replace(plan, latest=handed, resume_from=handed["path"]))
-    assert resumed.metrics["step"] == scheduled.metrics["step"] == 6
+    assert resumed.metrics["step"] == scheduled.metrics["step"] == 4
     expected = load_checkpoint(scheduled.checkpoint.path)
     actual = load_checkpoint(resumed.checkpoint.path)
     assert_same(expected["solver"], actual["solver"])  # model, EMA, D + optimizers, balancer
