@@ -45,7 +45,7 @@ def test_environment_is_the_lock():
 
 @pytest.mark.slow
 def test_lock_resolves_alone_in_a_fresh_environment(tmp_path):
-    """pip, resolving the lock plus raycodec[dev,eval,pb2] from scratch, adds and changes nothing."""
+    """pip, resolving the lock plus raycodec[dev,eval,pb2] afresh, adds and changes nothing."""
     report = tmp_path / "report.json"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
