@@ -73,8 +73,13 @@ def plot_curves(curve: Sequence[Score], anchors: Sequence[Score], path: str | Pa
         if metric in LOWER_IS_BETTER:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
+    return _save(plt, fig, axes, title or "learning curves on held-out clips", path)
+
+
+def _save(plt, fig, axes, title: str, path: str | Path) -> Path:
+    """Legend, title and layout of a figure grid, written as a PNG and closed."""
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(title or "learning curves on held-out clips")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -98,12 +103,7 @@ def plot_rate_distortion(final: Sequence[Score], anchors: Sequence[Score], path:
         ax.set_xlabel("bitrate (kbps)")
         ax.set_ylabel(LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(title or "rate-distortion on held-out clips")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, axes, title or "rate-distortion on held-out clips", path)
 
 
 def target_check(final: Sequence[Score], anchors: Sequence[Score], bandwidths: Sequence[float],
