@@ -108,14 +108,6 @@ def print_table(report: dict) -> None:
               f"{a['last']:>8.4f}")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main() -> None:
     """Run both sweeps, print the comparison and write it as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -134,19 +126,13 @@ def main() -> None:
     import ray
 
     from raycodec.data import generate_collection
+    from raycodec.train.local_ray import start_local_ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if os.environ.get("RAY_ADDRESS"):
         ray.init()
     else:  # "local": never join another session's cluster on a shared machine
-        # Train's PlacementGroupCleaner finds the State API by auto-detection, which fails when
-        # other Ray instances run on the machine; then ASHA-stopped trials leak their placement
-        # groups and later trials starve. Name the dashboard for the workers (they inherit the
-        # driver's environment through the raylet).
-        port = _free_port()
-        os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
-        ray.init(address="local", num_cpus=args.cpus, log_to_driver=False,
-                 include_dashboard=True, dashboard_port=port)
+        start_local_ray(args.cpus, log_to_driver=False)
     with tempfile.TemporaryDirectory(prefix="bench_asha_") as tmp:
         folder = Path(tmp)
         data = args.data or str(folder / "audio")

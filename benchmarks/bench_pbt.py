@@ -151,18 +151,15 @@ def main() -> None:
     args = parser.parse_args()
 
     import ray
-    from bench_asha import _free_port  # this folder is on sys.path when run as a script
 
     from raycodec.data import generate_collection
+    from raycodec.train.local_ray import start_local_ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if os.environ.get("RAY_ADDRESS"):
         ray.init()
-    else:  # as bench_asha: a named dashboard, so that stopped trials free their placement groups
-        port = _free_port()
-        os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
-        ray.init(address="local", num_cpus=args.cpus, log_to_driver=False,
-                 include_dashboard=True, dashboard_port=port)
+    else:  # "local": never join another session's cluster on a shared machine
+        start_local_ray(args.cpus, log_to_driver=False)
     with tempfile.TemporaryDirectory(prefix="bench_pbt_") as tmp:
         folder = Path(tmp)
         data = args.data or str(folder / "audio")

@@ -42,7 +42,15 @@ setsid ray start --head --block --num-cpus=4 --dashboard-host=127.0.0.1 --disabl
   --metrics-export-port="$METRICS" --runtime-env-agent-port="$RUNTIME" \
   --ray-client-server-port="$CLIENT" >/dev/null 2>&1 &
 HEAD=$!
-trap 'echo "== stopping the Ray head node"; kill -TERM -- "-$HEAD" 2>/dev/null || true; wait "$HEAD" 2>/dev/null || true' EXIT
+# `ray start` names its head in /tmp/ray/ray_current_cluster and only `ray stop` removes that:
+# drop it too, else later `ray.init("auto")` calls on this machine look for a dead cluster.
+stop_head() {
+  echo "== stopping the Ray head node"
+  kill -TERM -- "-$HEAD" 2>/dev/null || true
+  wait "$HEAD" 2>/dev/null || true
+  if grep -qs ":$GCS\$" /tmp/ray/ray_current_cluster; then rm -f /tmp/ray/ray_current_cluster; fi
+}
+trap stop_head EXIT
 ADDRESS=http://127.0.0.1:$DASH
 for _ in $(seq 120); do python -c "import urllib.request as u; u.urlopen('$ADDRESS', timeout=2)" 2>/dev/null && break; sleep 1; done
 

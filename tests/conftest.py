@@ -14,9 +14,11 @@ def ray_local():
     """A local Ray cluster with 4 logical CPUs, shared by every test that asks for it."""
     import ray
 
-    # address="local": always a fresh cluster, even while a test's `ray start` head is running.
-    ray.init(address="local", num_cpus=4, include_dashboard=True, log_to_driver=False,
-             configure_logging=False)
+    from raycodec.train.local_ray import start_local_ray
+
+    # Always a fresh cluster, even while a test's `ray start` head is running; its workers are
+    # told where its dashboard is (see start_local_ray: stopped trials free their resources).
+    start_local_ray(4, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()

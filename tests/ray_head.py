@@ -28,7 +28,8 @@ def ray_head(num_cpus: int = 4, timeout: float = 120.0):
                PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("RAY_ADDRESS", None)
     dashboard = free_port()
-    ports = {"port": free_port(), "dashboard-port": dashboard,
+    gcs = free_port()
+    ports = {"port": gcs, "dashboard-port": dashboard,
              "dashboard-agent-listen-port": free_port(), "metrics-export-port": free_port(),
              "runtime-env-agent-port": free_port(), "ray-client-server-port": free_port()}
     cmd = [str(BIN / "ray"), "start", "--head", "--block", f"--num-cpus={num_cpus}",
@@ -56,3 +57,9 @@ def ray_head(num_cpus: int = 4, timeout: float = 120.0):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        # As `ray stop` does: a stale head address would send later auto-detection to a dead
+        # cluster (raycodec.train.local_ray explains what that breaks).
+        current = Path("/tmp/ray/ray_current_cluster")
+        with contextlib.suppress(OSError):
+            if current.read_text().strip().endswith(f":{gcs}"):
+                current.unlink()

@@ -176,5 +176,7 @@ def init_ray(cfg: DictConfig) -> None:
             except ConnectionError:  # none: a local one, CPUs oversubscribed for data loading
                 needed = worker_range(cfg)[1] * worker_resources(cfg)["CPU"] + 2
                 cpus = max(os.cpu_count() or 1, int(needed + 0.999))
-                ray.init(address="local", num_cpus=cpus)
+                from raycodec.train.local_ray import start_local_ray
+
+                start_local_ray(cpus)
     ray.data.DataContext.get_current().enable_progress_bars = False

@@ -13,10 +13,12 @@ import csv
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import ray
 from ray import tune
 
 from raycodec.config import load_config
@@ -110,6 +112,16 @@ def sweep(ray_local, tmp_path_factory):
 def _by_values(result, lr, feat):
     return next(r for r in result.rows
                 if r.sampled["optim.lr"] == lr and r.sampled["losses.feat"] == feat)
+
+
+def test_stopped_trials_give_back_their_cpus(sweep):
+    # ASHA stopped a trial and two errored: Train's placement-group cleaner must free their
+    # workers' CPUs, else the next sweep in this session waits for them forever.
+    total = ray.cluster_resources()["CPU"]
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:
+        time.sleep(1)
+    assert ray.available_resources().get("CPU", 0) == total, ray.available_resources()
 
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(sweep):
