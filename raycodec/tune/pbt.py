@@ -6,7 +6,8 @@ trial's checkpoint and mutated values: `run_pbt_trial` copies that checkpoint in
 run of the worse trial (`<trial>-e<epoch>-<source>`), whose workers resume from it (generator,
 EMA, discriminators and optimizers, balancer EMA, RNG states) and train on with the new values.
 The values a trial's weights saw, epoch by epoch, travel as its config's `schedule`, so the
-winner's config replays from scratch (`train.py --config best_config.yaml`).
+winner's config replays from scratch (`train.py --config best_config.yaml`); that bookkeeping is
+`raycodec.tune.lineage`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig
@@ -28,10 +28,16 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.schedulers.pb2 import PB2
 
+from raycodec.tune.lineage import (
+    LINEAGE_FILE,
+    Lineage,
+    lineage_path,
+    schedule_override,
+    write_text,
+)
 from raycodec.tune.space import Param, SweepError, parse_space
 from raycodec.tune.spec import SweepSpec, plain_value
 
-LINEAGE_FILE = "lineage.json"
 HANDED_DIR = "handed_checkpoint"
 RANGES = ("uniform", "loguniform", "randint")
 _CHECKPOINT_KEY = "_raycodec_checkpoint"
@@ -122,88 +128,6 @@ def build_scheduler(spec: SweepSpec):
                         resample_probability=spec.resample_probability, **common)
 
 
-@dataclass
-class Clone:
-    """One exploit: at `epoch` the trial took `source`'s weights and these new values."""
-
-    epoch: int
-    source: str
-    values: dict[str, Any]
-
-
-@dataclass
-class Lineage:
-    """Where a trial's weights come from, and the hyperparameters they trained with."""
-
-    trial: str                        # the trial that trains these weights now
-    root: str                         # the trial whose initial weights they are
-    schedule: dict[str, dict[int, Any]] = field(default_factory=dict)  # {key: {epoch: value}}
-    clones: list[Clone] = field(default_factory=list)
-
-    def continued(self, trial: str, epoch: int, values: dict[str, Any]) -> Lineage:
-        """The lineage of `trial` going on from these weights at `epoch` with `values`."""
-        schedule = {}
-        for key, value in values.items():
-            points = {e: v for e, v in self.schedule.get(key, {}).items() if e < epoch}
-            if not points or list(points.values())[-1] != value:
-                points[epoch] = value
-            schedule[key] = points
-        clones = list(self.clones)
-        if trial != self.trial:
-            clones.append(Clone(epoch, self.trial, dict(values)))
-        return Lineage(trial, self.root, schedule, clones)
-
-    def to_json(self) -> str:
-        """JSON text (epochs as strings, as JSON keys are)."""
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Lineage:
-        """Read what `to_json` wrote."""
-        raw = json.loads(text)
-        schedule = {k: {int(e): v for e, v in points.items()}
-                    for k, points in raw["schedule"].items()}
-        return cls(raw["trial"], raw["root"], schedule, [Clone(**c) for c in raw["clones"]])
-
-    def aim_params(self) -> dict:
-        """Run-level Aim params to group by: lineage.root, lineage.parent, lineage.clones."""
-        last = self.clones[-1] if self.clones else None
-        return {"root": self.root, "parent": last.source if last else self.trial,
-                "clones": len(self.clones),
-                "cloned_at": [c.epoch for c in self.clones],
-                "history": [dataclasses.asdict(c) for c in self.clones]}
-
-    def describe(self) -> str:
-        """One cell of the results table, e.g. `e2<-t01 e4<-t03` ('-' when never cloned)."""
-        return " ".join(f"e{c.epoch}<-{c.source}" for c in self.clones) or "-"
-
-
-def lineage_path(trials_dir: str, trial_id: str) -> str:
-    """`<sweep>/trials/<trial id>/lineage.json`: the trial's latest lineage."""
-    return os.path.join(trials_dir, trial_id, LINEAGE_FILE)
-
-
-def read_lineage(trials_dir: str, trial_id: str) -> Lineage | None:
-    """The trial's lineage as written when its latest Train run started (None if never)."""
-    try:
-        with open(lineage_path(trials_dir, trial_id)) as f:
-            return Lineage.from_json(f.read())
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
-def schedule_override(lineage: Lineage) -> dict:
-    """The config `schedule` of a lineage: keys whose value never changed are left out."""
-    return {k: v for k, v in lineage.schedule.items() if len(v) > 1}
-
-
 def trial_values(config: dict, spec: SweepSpec) -> dict[str, Any]:
     """Tune's config as plain, in-bounds values (PB2 proposes floats for integer ranges)."""
     return {k: plain_value(v) for k, v in keep_in_bounds(config, _ranges(spec)).items()}
@@ -234,7 +158,7 @@ def _report(item: dict, lineage: Lineage, spec: SweepSpec) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with train.Checkpoint(path).as_directory() as source:
             shutil.copytree(source, tmp, dirs_exist_ok=True)
-        _write(os.path.join(tmp, LINEAGE_FILE), lineage.to_json())
+        write_text(os.path.join(tmp, LINEAGE_FILE), lineage.to_json())
         tune.report(item, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
@@ -298,7 +222,7 @@ def run_pbt_trial(config: dict, context, plan) -> None:
     run = trial_run(context, cfg, trial_id, values, plan.init_digest)
     run = dataclasses.replace(run, name=name, run_dir=os.path.join(run.storage_path, name),
                               aim_params={**run.aim_params, "lineage": lineage.aim_params()})
-    _write(lineage_path(context.trials_dir, trial_id), lineage.to_json())
+    write_text(lineage_path(context.trials_dir, trial_id), lineage.to_json())
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
     trainer = build_trainer(plan.for_trial(cfg, run, handed=handed),
                             callbacks=[ForwardReports(queue)])

@@ -100,7 +100,7 @@ def table(rows: list[TrialRow], context: SweepContext) -> tuple[list[str], list[
     cells = [[r.trial_id, *[_fmt(plain_value(r.sampled.get(k, ""))) for k in keys], _fmt(r.best),
               _fmt(r.last), str(r.epochs), r.status] for r in rows]
     if context.spec.population_based:  # the values are the last ones: show the clones too
-        from raycodec.tune.pbt import read_lineage
+        from raycodec.tune.lineage import read_lineage
 
         lineages = [read_lineage(context.trials_dir, r.trial_id) for r in rows]
         header.append("lineage")
@@ -152,7 +152,8 @@ def write_best_config(sweep_dir: str, best: TrialRow, context: SweepContext) -> 
     """The best trial's full config, loadable by `train.py --config FILE`."""
     sampled = dict(best.sampled)
     if context.spec.population_based:  # its hyperparameter history, to replay from scratch
-        from raycodec.tune.pbt import read_lineage, schedule_override, trial_values
+        from raycodec.tune.lineage import read_lineage, schedule_override
+        from raycodec.tune.pbt import trial_values
 
         lineage = read_lineage(context.trials_dir, best.trial_id)
         sampled = trial_values(sampled, context.spec)

@@ -21,7 +21,8 @@ from raycodec.config import load_config
 from raycodec.data import generate_collection
 from raycodec.train.checkpoint import latest_checkpoint_meta, load_checkpoint
 from raycodec.tune import SweepError, load_sweep, run_sweep
-from raycodec.tune.pbt import HANDED_DIR, Lineage, build_scheduler, read_lineage
+from raycodec.tune.lineage import Lineage, read_lineage
+from raycodec.tune.pbt import HANDED_DIR, build_scheduler
 from tests.train.test_schedule import assert_same
 
 LRS = [1.0e-6, 3.0e-4, 1.0e-3]
