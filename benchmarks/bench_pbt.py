@@ -42,7 +42,7 @@ def sweep_file(folder: Path, kind: str, args: argparse.Namespace) -> Path:
         "name": f"bench_{kind}", "config": "debug",
         "overrides": {"optim.epochs": args.epochs, "optim.updates_per_epoch": args.updates,
                       "dataset.batch_size": 4, "dataset.valid.num_samples": 8,
-                      "tracking.audio_every": 0, "checkpoint.keep_last": 2},
+                      "tracking.audio_every": 0},
         "search": {"algorithm": "random", "seed": args.seed, "space": SPACE,
                    "num_samples": args.asha_trials if kind == "asha" else args.population},
         "scheduler": scheduler,

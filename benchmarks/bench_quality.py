@@ -1,7 +1,8 @@
 """Quality benchmark: train the small codec for a fixed budget and compare it with Opus.
 
-    python benchmarks/bench_quality.py [--minutes 15] [--device cpu|cuda] [--eval-every 100]
-        [--warmup-steps 1000000] [--ship experiments/assets/small_24khz] [key=value ...]
+    python benchmarks/bench_quality.py [--minutes 15] [--steps N] [--device cpu|cuda]
+        [--eval-every 100] [--warmup-steps 1000000] [--ship experiments/assets/small_24khz]
+        [key=value ...]
 
 Data: an embedded corpus the project makes itself (espeak-ng speech in 8 languages and 19 voice
 variants at varied rates, pitches and levels, plus raycodec.data.synth music/effects), split by
@@ -101,6 +102,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (unknown `key=value` items are config overrides)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=15.0, help="training budget (default 15)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="also stop after this many steps (a load-independent budget)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared machine 2 threads ran the "
@@ -161,7 +164,7 @@ def main(argv=None) -> int:
         print(f"step {step:5d}  train {train_s / 60:5.1f} min  {sps:.3f} steps/s  mel: {mel}",
               flush=True)
 
-    while train_s < budget:
+    while train_s < budget and (args.steps is None or step < args.steps):
         if step % args.eval_every == 0:
             evaluate()
         x = sampler.batch(batch_size)
@@ -224,6 +227,7 @@ def main(argv=None) -> int:
         print(f"shipped checkpoint: {shipped} ({size:.2f} MiB)")
     result = {
         "config": {"name": args.config, "overrides": args.overrides, "minutes": args.minutes,
+                   "max_steps": args.steps,
                    "device": args.device, "warmup_steps": args.warmup_steps,
                    "batch_size": batch_size, "segment_s": float(cfg.dataset.segment_duration),
                    "valid_clips": len(clips), "heavy_clips": len(heavy_clips),

@@ -37,7 +37,9 @@ echo "== starting a local Ray head node"
 read -r GCS DASH AGENT METRICS RUNTIME CLIENT < <(python -c '
 import socket; s = [socket.socket() for _ in range(6)]
 [x.bind(("127.0.0.1", 0)) for x in s]; print(*[x.getsockname()[1] for x in s])')
-setsid ray start --head --block --num-cpus=4 --dashboard-host=127.0.0.1 --disable-usage-stats \
+# Its workers are told where its dashboard is: Ray Train's placement-group cleaner would
+# otherwise look for it by auto-detection, which fails while other Ray clusters run here.
+RAY_API_SERVER_ADDRESS=http://127.0.0.1:$DASH setsid ray start --head --block --num-cpus=4 --dashboard-host=127.0.0.1 --disable-usage-stats \
   --port="$GCS" --dashboard-port="$DASH" --dashboard-agent-listen-port="$AGENT" \
   --metrics-export-port="$METRICS" --runtime-env-agent-port="$RUNTIME" \
   --ray-client-server-port="$CLIENT" >/dev/null 2>&1 &
@@ -52,7 +54,16 @@ stop_head() {
 }
 trap stop_head EXIT
 ADDRESS=http://127.0.0.1:$DASH
-for _ in $(seq 120); do python -c "import urllib.request as u; u.urlopen('$ADDRESS', timeout=2)" 2>/dev/null && break; sleep 1; done
+# Up when the dashboard and the node's dashboard agent answer (an HTTP error such as 401 is an
+# answer): `ray job submit` fails with "No available agent" while the agent still starts.
+for _ in $(seq 180); do
+  python -c "
+import urllib.error as e, urllib.request as u
+for url in ('$ADDRESS', 'http://127.0.0.1:$AGENT/api/healthz'):
+    try: u.urlopen(url, timeout=2)
+    except e.HTTPError: pass" 2>/dev/null && break
+  sleep 1
+done
 
 TRAIN_ARGS=(--config small_24khz "continue_from=$START" "continue_from_parts=[model,balancer]"
   losses.adv=0 losses.feat=0 "adversarial.adversaries=[]"

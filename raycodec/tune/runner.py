@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from raycodec.train.plan import JobPlan
 
 SPEC_FILE = "sweep.yaml"
+PBT_MIN_KEEP = 4  # Tune checkpoints kept per PBT trial at least (see _tuner)
 DRIVER_CPU = 0.1  # a trial's own actor only waits on its TorchTrainer ({"cpu": 0} is rejected)
 
 
@@ -106,9 +107,13 @@ def _tuner(spec: SweepSpec, context: SweepContext, plan: JobPlan, storage: str,
 
         random.seed(spec.seed)  # Tune's explore and exploit draw from Python's `random`
         scheduler = build_scheduler(spec)
+        # An exploit restores the source trial's checkpoint once the worse trial has restarted
+        # (a Train start-up, ~15 s); a source with short epochs reports on meanwhile, and with
+        # 2 kept its checkpoint was already gone ("does not exist on storage anymore"). 4 cover
+        # a restart that spans 3 more reports of the source.
         keep = plan.cfg.checkpoint.keep_last
         extra = dict(stop={"epoch": spec.max_t}, checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=None if keep is None else max(2, keep)))
+            num_to_keep=None if keep is None else max(PBT_MIN_KEEP, keep)))
     return tune.Tuner(
         _trainable(context, plan),
         param_space={p.key: p.domain(grid=grid) for p in spec.params},
