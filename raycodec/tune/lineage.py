@@ -34,6 +34,7 @@ class Lineage:
     root: str                         # the trial whose initial weights they are
     schedule: dict[str, dict[int, Any]] = field(default_factory=dict)  # {key: {epoch: value}}
     clones: list[Clone] = field(default_factory=list)
+
     def continued(self, trial: str, epoch: int, values: dict[str, Any]) -> Lineage:
         """The lineage of `trial` going on from these weights at `epoch` with `values`."""
         schedule = {}
