@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from raycodec.evaluate.evaluator import METRICS, CodecEvaluator
+from raycodec.tracking.names import metric_key
 
 
 def summarise(rows: list[dict], bandwidths: list[float]) -> list[dict]:
@@ -50,10 +51,10 @@ def _log_to_aim(table: list[dict], repo: str, signature: str, checkpoint: str) -
     try:
         tracker.set("checkpoint", checkpoint)
         tracker.set("train_signature", signature)
-        for row in table:
-            metrics = {k: row[k] for k in METRICS if row[k] is not None}
-            # One step per bandwidth, in bits per second so the axis stays an integer.
-            tracker.log_metrics(metrics, step=int(row["bandwidth"] * 1000), subset="evaluate")
+        # Per-bandwidth keys (`mel_distance_6kbps`), as training's validation and background
+        # evaluation log them, so that one name means one thing in every Aim run.
+        tracker.log_metrics({metric_key(k, row["bandwidth"]): row[k] for row in table
+                             for k in METRICS if row[k] is not None}, step=0, subset="evaluate")
     finally:
         tracker.close()
 

@@ -9,6 +9,7 @@ import soundfile as sf
 
 from raycodec.data.synth import synth_clip
 from raycodec.evaluate import METRICS, run_evaluation, to_markdown
+from raycodec.tracking.names import metric_key
 from tests.codec.conftest import make_checkpoint
 
 
@@ -53,8 +54,10 @@ def test_evaluate_job_writes_table(ray_local, manifest, tmp_path):
     reindex(str(tmp_path / "aim"))
     runs = list(Repo.from_path(str(tmp_path / "aim")).iter_runs())
     assert [(r.experiment, r["train_signature"]) for r in runs] == [("evaluate", "testsig")]
-    si_snr = runs[0].get_metric("si_snr_db", Context({"subset": "evaluate"}))
-    assert si_snr.values.values_list() == pytest.approx([r["si_snr_db"] for r in table])
+    for r in table:  # the keys training's validation uses: `<metric>_<bw>kbps`
+        si_snr = runs[0].get_metric(metric_key("si_snr_db", r["bandwidth"]),
+                                    Context({"subset": "evaluate"}))
+        assert si_snr.values.values_list() == pytest.approx([r["si_snr_db"]])
 
 
 def _evaluate_main():
