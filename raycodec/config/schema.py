@@ -47,7 +47,8 @@ NULL_DEFAULT_TYPES: dict[str, str] = {
     "debug.fail_at_step": "int",
 }
 # Keys with a non-null default that may be set to null (audiocraft gives null a meaning).
-NULLABLE = {"optim.ema.decay", "adversarial.feat_loss", "checkpoint.keep_last", "sisnr.segment"}
+NULLABLE = {"optim.ema.decay", "adversarial.feat_loss", "checkpoint.keep_last", "sisnr.segment",
+            "evaluate.max_seconds"}
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "optim.optimizer": ("adam", "adamw"),
@@ -60,7 +61,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Keys that take one of several types: an int, or a [MIN, MAX] range (elastic Ray Train workers).
 UNION_TYPES: dict[str, tuple[str, ...]] = {"ray.num_workers": ("int", "list[int]")}
 # Numbers that must be > 0: a zero here would silently turn training off.
-POSITIVE = ("balancer.total_norm",)
+POSITIVE = ("balancer.total_norm", "evaluate.max_seconds")
 # Model presets known without importing torch; other names are checked against the registry.
 KNOWN_PRESETS = ("encodec_24khz", "encodec_48khz", "audiocraft_base_24khz", "debug")
 MODEL_SECTIONS = ("encodec", "seanet", "rvq")

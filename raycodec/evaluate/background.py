@@ -20,8 +20,9 @@ DRAIN_TIMEOUT_S = 600.0  # at the end of training: how long to wait for pending 
 
 
 def evaluate_weights(state: dict, settings: dict, paths: list[str], bandwidths: list[float],
-                     speech: bool = True) -> dict[str, float]:
-    """Mean evaluation metrics of the model `settings` + `state` over `paths`, per bandwidth."""
+                     max_seconds: float | None = None, speech: bool = True) -> dict[str, float]:
+    """Mean evaluation metrics of the model `settings` + `state` over the first `max_seconds`
+    (None: all) of each file of `paths`, per bandwidth."""
     from raycodec.codec.audio import AudioSource
     from raycodec.evaluate.evaluator import METRICS, clip_metrics
     from raycodec.models import build_from_settings
@@ -33,7 +34,9 @@ def evaluate_weights(state: dict, settings: dict, paths: list[str], bandwidths: 
     sums: dict[str, list[float]] = {}
     for path in paths:
         with AudioSource(path, model.sample_rate, model.channels) as src:
-            x = src.read(0, src.length)
+            n = src.length if max_seconds is None else \
+                min(src.length, math.ceil(max_seconds * model.sample_rate))
+            x = src.read(0, n)  # a seek-based read: long files cost only what is evaluated
         for bw in bandwidths:
             for name, value in clip_metrics(model, x, bw, speech).items():
                 if name in METRICS and value is not None and math.isfinite(value):
@@ -44,8 +47,9 @@ def evaluate_weights(state: dict, settings: dict, paths: list[str], bandwidths: 
 class BackgroundEvaluations:
     """Rank 0's evaluation tasks in flight, logged to the tracker as they finish."""
 
-    def __init__(self, tracker, settings: dict, paths: list[str], bandwidths: list[float]):
-        self.tracker, self.settings = tracker, settings
+    def __init__(self, tracker, settings: dict, paths: list[str], bandwidths: list[float],
+                 max_seconds: float | None = None):
+        self.tracker, self.settings, self.max_seconds = tracker, settings, max_seconds
         self.paths, self.bandwidths = list(paths), [float(b) for b in bandwidths]
         self.pending: dict = {}  # ObjectRef -> (step, epoch)
         self._task = ray.remote(num_cpus=1)(evaluate_weights)
@@ -53,7 +57,8 @@ class BackgroundEvaluations:
     def launch(self, model: torch.nn.Module, step: int, epoch: int) -> None:
         """Start evaluating a snapshot of `model`'s weights; returns at once."""
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        ref = self._task.remote(state, self.settings, self.paths, self.bandwidths)
+        ref = self._task.remote(state, self.settings, self.paths, self.bandwidths,
+                                self.max_seconds)
         self.pending[ref] = (step, epoch)
 
     def poll(self, timeout: float = 0.0) -> int:

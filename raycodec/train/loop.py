@@ -251,7 +251,8 @@ def _background_evaluations(w: Worker, paths: list[str]):
         return None
     from raycodec.evaluate.background import BackgroundEvaluations
 
-    return BackgroundEvaluations(w.tracker, model_settings(w.cfg), paths, w.bandwidths)
+    return BackgroundEvaluations(w.tracker, model_settings(w.cfg), paths, w.bandwidths,
+                                 w.cfg.evaluate.max_seconds)
 
 
 def _train_batches(w: Worker, job: WorkerJob):
