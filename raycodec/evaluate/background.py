@@ -15,6 +15,7 @@ import ray
 import torch
 
 from raycodec.tracking.names import metric_key
+from raycodec.train.console import say
 
 DRAIN_TIMEOUT_S = 600.0  # at the end of training: how long to wait for pending evaluations
 
@@ -78,8 +79,7 @@ class BackgroundEvaluations:
             self.tracker.log_metrics(metrics, step, epoch, "evaluate")
             shown = ", ".join(f"{k} {v:.3g}" for k, v in sorted(metrics.items())
                               if k.startswith(("visqol", "pesq", "stoi")))
-            print(f"[raycodec] evaluation of epoch {epoch}: {shown or 'no heavy metric'}",
-                  flush=True)
+            say(f"[raycodec] evaluation of epoch {epoch}: {shown or 'no heavy metric'}")
         return len(self.pending)
 
     def drain(self) -> None:

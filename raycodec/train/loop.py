@@ -30,6 +30,7 @@ from raycodec.train.checkpoint import (
     set_rng_state,
     write_training_checkpoint,
 )
+from raycodec.train.console import say
 from raycodec.train.elastic import BatchShare, batch_share, rank_batches
 from raycodec.train.finetune import build_solver
 from raycodec.train.plan import RunInfo, WorkerJob
@@ -265,8 +266,8 @@ def _train_batches(w: Worker, job: WorkerJob):
     if w.rank == 0:
         batch = w.cfg.dataset.batch_size
         sizes = [batch_share(batch, w.world, r).size for r in range(w.world)]
-        print(f"[raycodec] elastic: {w.world} workers from epoch {w.epoch} (step {w.step}); "
-              f"the {batch}-item batch splits {sizes}", flush=True)
+        say(f"[raycodec] elastic: {w.world} workers from epoch {w.epoch} (step {w.step}); "
+            f"the {batch}-item batch splits {sizes}")
     return rank_batches(job.stream, w.share, w.epoch) if w.epoch < w.cfg.optim.epochs \
         else iter(())
 
@@ -296,8 +297,7 @@ def train_loop_per_worker(config: dict) -> None:
         if w.rank == 0:
             shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in
                               ("train_g_loss", "valid_si_snr_db", "valid_mel") if k in metrics)
-            print(f"[raycodec] epoch {w.epoch}/{cfg.optim.epochs} step {w.step}: {shown}",
-                  flush=True)
+            say(f"[raycodec] epoch {w.epoch}/{cfg.optim.epochs} step {w.step}: {shown}")
     if w.evaluations is not None:
         w.evaluations.drain()
     w.tracker.close()

@@ -19,11 +19,16 @@ LINEAGE_FILE = "lineage.json"
 
 @dataclass
 class Clone:
-    """One exploit: at `epoch` the trial took `source`'s weights and these new values."""
+    """One exploit: at `epoch` `trial` took `source`'s weights and these new values.
+
+    A lineage lists its weights' whole history, so a clone made by another trial (whose weights
+    this trial later took) names that trial: its copy is `<trial>-e<epoch>-<source>`.
+    """
 
     epoch: int
     source: str
     values: dict[str, Any]
+    trial: str = ""  # the trial that took the weights ("" in lineages written before it was kept)
 
 
 @dataclass
@@ -45,7 +50,7 @@ class Lineage:
             schedule[key] = points
         clones = list(self.clones)
         if trial != self.trial:
-            clones.append(Clone(epoch, self.trial, dict(values)))
+            clones.append(Clone(epoch, self.trial, dict(values), trial))
         return Lineage(trial, self.root, schedule, clones)
 
     def to_json(self) -> str:
@@ -69,8 +74,10 @@ class Lineage:
                 "history": [dataclasses.asdict(c) for c in self.clones]}
 
     def describe(self) -> str:
-        """One cell of the results table, e.g. `e2<-t01 e4<-t03` ('-' when never cloned)."""
-        return " ".join(f"e{c.epoch}<-{c.source}" for c in self.clones) or "-"
+        """One cell of the results table, e.g. `e2<-t01 e4:t02<-t03` ('-' when never cloned;
+        `t02` names the trial that made an inherited clone)."""
+        return " ".join(f"e{c.epoch}" + (f":{c.trial}" if c.trial not in ("", self.trial) else "")
+                        + f"<-{c.source}" for c in self.clones) or "-"
 
 
 def lineage_path(trials_dir: str, trial_id: str) -> str:

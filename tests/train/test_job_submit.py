@@ -22,7 +22,7 @@ while time.time() < deadline:
     if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
         break
     time.sleep(2)
-print(json.dumps({"status": str(status), "logs": client.get_job_logs(sys.argv[2])[-4000:]}))
+print(json.dumps({"status": str(status), "logs": client.get_job_logs(sys.argv[2])[-8000:]}))
 """
 
 
@@ -50,6 +50,8 @@ def test_ray_job_submit_runs_the_debug_job(head_node, tmp_path):
     outcome = json.loads(poll.stdout.strip().splitlines()[-1])
     assert outcome["status"] == "SUCCEEDED", outcome["logs"]
     assert "final validation" in outcome["logs"]
+    progress = [line for line in outcome["logs"].splitlines() if "[raycodec] epoch " in line]
+    assert progress and len(progress) == len(set(progress)), progress  # one line per epoch
     checkpoints = list((tmp_path / "res").glob("*/checkpoint_*/state.pt"))
     assert checkpoints, "the job wrote no checkpoint"
     assert (tmp_path / "res" / "aim" / ".aim").is_dir()

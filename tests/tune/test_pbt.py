@@ -118,7 +118,8 @@ def test_lineage_schedule_replays_the_history():
     cloned = start.continued("b", 2, {"losses.adv": 2.0, "optim.lr": 1e-3})
     again = cloned.continued("b", 3, {"losses.adv": 2.0, "optim.lr": 1e-3})  # own restart
     assert again.schedule == {"losses.adv": {0: 4.0, 2: 2.0}, "optim.lr": {0: 1e-3}}
-    assert [(c.epoch, c.source) for c in again.clones] == [(2, "a")] and again.root == "a"
+    assert [(c.epoch, c.source, c.trial) for c in again.clones] == [(2, "a", "b")]
+    assert again.root == "a"
     assert Lineage.from_json(again.to_json()) == again
     cfg = load_config("debug", ["losses.adv=2.0", "schedule={losses.adv: {0: 4.0, 2: 2.0}}"])
     from raycodec.train.schedule import values_at
@@ -162,8 +163,9 @@ def test_pbt_exploits_resumes_tracks_lineage_and_replays(ray_local, tmp_path):
     lineages = {r.trial_id: read_lineage(str(trials), r.trial_id) for r in result.rows}
     clones = [(tid, c) for tid, lin in lineages.items() for c in lin.clones]
     assert clones, lineages
-    for trial_id, clone in clones:  # the copy equals the source's own checkpoint of that epoch
-        handed = trials / f"{trial_id}-e{clone.epoch}-{clone.source}" / HANDED_DIR
+    for _, clone in clones:  # the copy equals the source's own checkpoint of that epoch
+        # (a lineage holds its weights' whole history: clones other trials made count too)
+        handed = trials / f"{clone.trial}-e{clone.epoch}-{clone.source}" / HANDED_DIR
         source = next(p for p in _checkpoints(trials, clone.source)
                       if json.loads((p / "meta.json").read_text())["epoch"] == clone.epoch)
         a, b = load_checkpoint(handed), load_checkpoint(source)
