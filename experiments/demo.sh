@@ -39,7 +39,8 @@ import socket; s = [socket.socket() for _ in range(6)]
 [x.bind(("127.0.0.1", 0)) for x in s]; print(*[x.getsockname()[1] for x in s])')
 # Its workers are told where its dashboard is: Ray Train's placement-group cleaner would
 # otherwise look for it by auto-detection, which fails while other Ray clusters run here.
-RAY_API_SERVER_ADDRESS=http://127.0.0.1:$DASH setsid ray start --head --block --num-cpus=4 --dashboard-host=127.0.0.1 --disable-usage-stats \
+RAY_API_SERVER_ADDRESS=http://127.0.0.1:$DASH \
+  setsid ray start --head --block --num-cpus=4 --dashboard-host=127.0.0.1 --disable-usage-stats \
   --port="$GCS" --dashboard-port="$DASH" --dashboard-agent-listen-port="$AGENT" \
   --metrics-export-port="$METRICS" --runtime-env-agent-port="$RUNTIME" \
   --ray-client-server-port="$CLIENT" >/dev/null 2>&1 &
