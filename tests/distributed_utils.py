@@ -1,19 +1,13 @@
 """Run a function on N gloo ranks with plain torch.multiprocessing (no Ray)."""
 
 import os
-import socket
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from raycodec.train.local_ray import free_port
 
 
 def _entry(rank: int, world_size: int, port: int, fn, args) -> None:

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.distributed_utils import free_port
+from raycodec.train.local_ray import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -20,8 +20,8 @@ from types import SimpleNamespace
 import pytest
 
 from raycodec.data import generate_collection
+from raycodec.train.local_ray import free_port
 from tests.cluster.common import CLUSTER, README, REPO
-from tests.distributed_utils import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,6 @@ test builds the quantizer without k-means (random codebooks, seeded alike) and w
 """
 
 import os
-import socket
 import time
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ import torch.multiprocessing as mp
 
 from raycodec.distrib import all_ranks_true
 from raycodec.train import average_metrics, build_step
+from raycodec.train.local_ray import free_port
 from tests.train.tiny import tiny_cfg, tiny_model
 
 RUNS = [(1, 3), (3, 4)]  # (adversarial.every, number of steps)
@@ -68,14 +68,8 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _spawn(world: int, out_dir: str, timeout: float = 240.0) -> None:
-    ctx = mp.spawn(_worker, args=(world, _free_port(), out_dir), nprocs=world, join=False)
+    ctx = mp.spawn(_worker, args=(world, free_port(), out_dir), nprocs=world, join=False)
     deadline = time.monotonic() + timeout
     while not ctx.join(timeout=2):
         if time.monotonic() > deadline:

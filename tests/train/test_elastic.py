@@ -18,7 +18,8 @@ import torch.multiprocessing as mp
 
 from raycodec.train import build_step
 from raycodec.train.elastic import batch_share
-from tests.train.test_distributed import LENGTH, _assert_close, _assert_equal, _free_port
+from raycodec.train.local_ray import free_port
+from tests.train.test_distributed import LENGTH, _assert_close, _assert_equal
 from tests.train.tiny import tiny_cfg, tiny_model
 
 BATCH, STEPS = 3, 3  # 2 ranks take 2 and 1 items: weights 4/3 and 2/3
@@ -78,7 +79,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 @pytest.mark.slow
 def test_unequal_slices_give_the_full_batch_update(tmp_path):
-    ctx = mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False)
+    ctx = mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=False)
     deadline = time.monotonic() + 240
     while not ctx.join(timeout=2):
         if time.monotonic() > deadline:
