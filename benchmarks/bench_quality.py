@@ -17,7 +17,8 @@ core, too much for every evaluation). Anchors on the same clips: Opus (opusenc -
 6/12/24 kbps, silence and white noise at 20 dB SNR.
 
 Recipe (documented warm-up): for the first `--warmup-steps` steps the adversarial and feature
-losses are off and the discriminator is not updated (only msspec + l1 are balanced); audiocraft
+losses are off and the discriminator is not updated (only msspec + l1 are balanced; msspec with
+small_24khz's lower floor, which the mel distance needs: see that config); audiocraft
 gives 80% of the balanced gradient to adv + feat, which learns slowly at first. The default
 warm-up covers the whole CPU budget; on a GPU use e.g. `--warmup-steps 2000 --minutes 60`.
 
